@@ -1,0 +1,137 @@
+"""VL-BART / VL-T5: a stock HF seq2seq model fed with [text; visual] encoder tokens (model spec §7).
+
+The encoder input is built here from the stock modules (no forked modeling file):
+  BART: t = LN_emb(E_tok(ids) + P(0..L−1)); h = dropout([t; vis]); visual tokens get no position and no LN_emb.
+  T5:   h = dropout([E_tok(ids); vis]); relative position bias only on the text×text block, zero elsewhere.
+One concatenated mask (text padding masked, visual tokens always attended) serves the encoder self-attention and
+the decoder cross-attention. The result is handed to the stock model as ``encoder_outputs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.bart.modeling_bart import shift_tokens_right
+
+from .visual import VisualEmbedding, visual_inputs
+
+
+@dataclass
+class VLOutput:
+    logits: torch.Tensor
+    encoder_last_hidden_state: torch.Tensor
+    encoder_attention_mask: torch.Tensor
+    decoder_input_ids: torch.Tensor
+
+
+class VLModel(nn.Module):
+    """``lm`` is the stock ``BartForConditionalGeneration`` / ``T5ForConditionalGeneration``."""
+
+    def __init__(self, lm: nn.Module, kind: str, visual_embedding: VisualEmbedding, n_boxes: int = 36,
+                 downsample: bool = True, generation_defaults: dict | None = None):
+        super().__init__()
+        if kind not in ("bart", "t5"):
+            raise ValueError(f"unknown backbone kind {kind!r}")
+        self.lm = lm
+        self.kind = kind
+        self.visual_embedding = visual_embedding
+        self.n_boxes = n_boxes
+        self.downsample = downsample
+        self.generation_defaults = dict(generation_defaults or {})
+        # Hook point for methods that prepend learned encoder tokens (prompt tuning): a module called as
+        # prefix(batch_size, task) -> (B, P, d), inserted before the text (after BART's positions).
+        self.encoder_prefix: nn.Module | None = None
+
+    @property
+    def config(self):
+        return self.lm.config
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.lm.get_input_embeddings()
+
+    # ----------------------------------------------------------------------------------------------- encoder
+    def encode(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
+               attention_mask: torch.Tensor | None = None, task: str | None = None):
+        """Return (encoder hidden states (B, P+L+V, d), the concatenated mask (B, P+L+V))."""
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id).long()
+        feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
+        vis = self.visual_embedding(feats, box, img_ids, obj_ids, self.token_embedding)
+        encoder = self.lm.get_encoder()
+        text = self._embed_text(encoder, input_ids)
+        if self.encoder_prefix is not None:
+            prefix = self.encoder_prefix(input_ids.shape[0], task)
+            text = torch.cat([prefix, text], dim=1)
+            attention_mask = torch.cat([attention_mask.new_ones(prefix.shape[:2]), attention_mask], dim=1)
+        if self.kind == "bart":
+            text = encoder.layernorm_embedding(text)
+        mask = torch.cat([attention_mask, attention_mask.new_ones(vis.shape[:2])], dim=1)
+        hidden = torch.cat([text, vis.to(text.dtype)], dim=1)
+        run = self._run_bart_encoder if self.kind == "bart" else self._run_t5_encoder
+        return run(encoder, hidden, mask, text.shape[1]), mask
+
+    def _embed_text(self, encoder, input_ids):
+        emb = encoder.embed_tokens(input_ids)
+        return emb + encoder.embed_positions(input_ids) if self.kind == "bart" else emb
+
+    def _run_bart_encoder(self, encoder, hidden, mask, text_len):
+        hidden = F.dropout(hidden, p=encoder.dropout, training=self.training)
+        mask4 = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
+        for layer in encoder.layers:
+            hidden = layer(hidden, mask4)
+        return hidden
+
+    def _run_t5_encoder(self, encoder, hidden, mask, text_len):
+        hidden = encoder.dropout(hidden)
+        n = hidden.shape[1]
+        bias = encoder.block[0].layer[0].SelfAttention.compute_bias(text_len, text_len, device=hidden.device)
+        bias = F.pad(bias, (0, n - text_len, 0, n - text_len))
+        mask4 = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
+        for block in encoder.block:
+            hidden = block(hidden, mask4, bias)[0]
+        return encoder.dropout(encoder.final_layer_norm(hidden))
+
+    # ----------------------------------------------------------------------------------------------- decoder
+    def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing decoder inputs from labels (−100 becomes pad), as the stock models do."""
+        if self.kind == "t5":
+            return self.lm._shift_right(labels)
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def forward(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
+                labels: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, task: str | None = None) -> VLOutput:
+        hidden, mask = self.encode(input_ids, vis_feats, boxes, attention_mask, task)
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("forward needs labels or decoder_input_ids")
+            decoder_input_ids = self.shift_right(labels)
+        out = self.lm(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                      decoder_input_ids=decoder_input_ids, use_cache=False)
+        return VLOutput(out.logits, hidden, mask, decoder_input_ids)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None, task: str | None = None, **generate_kwargs):
+        """Decode with the official effective settings (pipeline spec §5.1) unless overridden.
+
+        Defaults: max_length 20 (decoder tokens incl. the start token), the backbone's n-gram blocking and
+        early stopping; BART forces EOS at the last step in beam search only, as transformers 4.2.1 did.
+        """
+        hidden, mask = self.encode(input_ids, vis_feats, boxes, attention_mask, task)
+        kwargs = dict(max_length=20, num_beams=1, do_sample=False, length_penalty=1.0, min_length=0)
+        kwargs.update(self.generation_defaults)
+        kwargs.update(generate_kwargs)
+        if self.kind == "bart" and kwargs["num_beams"] > 1:
+            kwargs.setdefault("forced_eos_token_id", self.config.eos_token_id)
+        # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
+        return self.lm.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                                decoder_start_token_id=self.config.decoder_start_token_id,
+                                eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id,
+                                **kwargs)

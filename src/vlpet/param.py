@@ -1,0 +1,131 @@
+"""The published flag names → the typed configs. The only place that knows the official flag names.
+
+Every flag of the official ``src/param.py`` parses (``official_flags.py``), so published command lines keep
+working; ``--feature`` (which argparse abbreviation used to turn into ``--feature_type``) is an explicit alias, and
+``--local_rank`` / ``--local-rank`` are both accepted (the rank itself comes from ``LOCAL_RANK``). Abbreviations
+are otherwise off: an unknown or misspelt flag is an error. A flag that selects official behaviour this
+implementation does not provide is rejected by name instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .config import PUBLISHED_VLPET, ModelConfig, PETConfig
+from .official_flags import OFFICIAL_FLAGS
+
+# Official gate flag → our gate kind, and the T5 zero-init flag that belongs to each kind (model spec §5).
+GATE_FLAGS = {
+    "use_encoder_adapter_gating_small_xy_cat": ("small", "use_encoder_gating_small_up_zero_init"),
+    "use_encoder_adapter_gating_middle_xy_add": ("middlex", "use_encoder_gating_middle_up_zero_init"),
+    "use_encoder_adapter_gating_middle_ia3_add": ("middley", "use_encoder_gating_middle_ia3_zero_init"),
+    "use_encoder_adapter_gating_large_x_lowrank": ("large", "use_encoder_gating_large_x_lowrank_up_zero_init"),
+}
+FEATURE_DIMS = {"butd": 2048, "RN50": 2048, "RN101": 2048, "RN50x4": 2560, "ViT": 512}
+# Method switches of the official code that this implementation does not (yet) provide.
+UNSUPPORTED = (
+    "use_hyperformer", "use_compacter", "use_lora", "use_lradapter", "unfreeze_bias", "unfreeze_language_model",
+    "use_encoder_adapter_gating_large_x", "use_encoder_gating_large_x_lowrank", "use_encoder_adapter_gating_add",
+    "use_encoder_adapter_gating_layernorm", "use_encoder_adapter_gating_l2norm", "use_encoder_adapter_up_multihead",
+    "use_encoder_adapter_down_up_multihead", "use_encoder_adapter_down_up_pair_multihead", "no_vis",
+    "use_vis_adapter", "vis_use_transformer", "expand_vis_embedding", "oneddownsample", "share_vis_lang_layer_norm",
+    "use_encoder_adapter_scaling", "use_encoder_x2_scaling", "use_decoder_enc_attn_value_parallel_adapter_scaling",
+    "use_store_gate_large", "classifier", "fp16",
+)
+VLPET_METHODS = ("vl-pet-small", "vl-pet-middlex", "vl-pet-middley", "vl-pet-large")
+
+
+def _str2bool(v: str) -> bool:
+    if v.lower() in ("yes", "true", "t", "y", "1"):
+        return True
+    if v.lower() in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"boolean value expected, got {v!r}")
+
+
+_TYPES = {"bool": _str2bool, "int": int, "float": float, "str": str}
+_ALIASES = {"--feature_type": ["--feature"], "--local_rank": ["--local-rank"]}
+
+
+def add_official_flags(parser: argparse.ArgumentParser) -> None:
+    """Add every official flag (same names, types and defaults) to ``parser``."""
+    group = parser.add_argument_group("official VL-PET flags (src/param.py)")
+    for flag, kind, default, meaning in OFFICIAL_FLAGS:
+        names = [flag, *_ALIASES.get(flag, [])]
+        help_text = meaning.replace("%", "%%")
+        if kind == "flag":
+            group.add_argument(*names, action="store_true", help=help_text)
+        else:
+            group.add_argument(*names, type=_TYPES[kind], default=default, help=help_text)
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    add_official_flags(parser)
+    return parser
+
+
+def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations the user actually set on the command line (to override presets)."""
+    probe = argparse.ArgumentParser(allow_abbrev=False, argument_default=argparse.SUPPRESS, add_help=False)
+    for action in parser._actions:
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            kwargs = dict(dest=action.dest, default=argparse.SUPPRESS)
+            if isinstance(action, argparse._StoreTrueAction):
+                probe.add_argument(*action.option_strings, action="store_true", **kwargs)
+            else:
+                probe.add_argument(*action.option_strings, nargs=action.nargs, **kwargs)
+    namespace, _ = probe.parse_known_args(argv)
+    return set(vars(namespace))
+
+
+def check_supported(args: argparse.Namespace) -> None:
+    chosen = [f"--{name}" for name in UNSUPPORTED if getattr(args, name, False)]
+    if chosen:
+        raise ValueError(f"{', '.join(chosen)}: this option of the official code is not implemented here "
+                         "(see the README's list of what is and is not reproduced)")
+
+
+def model_config_from_args(args: argparse.Namespace, explicit: set[str] | None = None) -> ModelConfig:
+    explicit = explicit if explicit is not None else set()
+    feat_dim = int(args.feat_dim) if "feat_dim" in explicit else FEATURE_DIMS.get(args.feature_type, 2048)
+    return ModelConfig(backbone=args.backbone, pretrained=not args.from_scratch, feat_dim=feat_dim,
+                       n_boxes=args.n_boxes, downsample=args.downsample, pos_dim=int(args.pos_dim),
+                       dropout=args.dropout)
+
+
+def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
+    """The PET method an official command line selects (VL-PET: model spec §1.2)."""
+    check_supported(args)
+    gates = [(kind, zero_flag) for flag, (kind, zero_flag) in GATE_FLAGS.items() if getattr(args, flag)]
+    if len(gates) > 1:
+        raise ValueError("choose at most one --use_encoder_adapter_gating_* flag")
+    if not args.use_encoder_adapter_down_multihead:
+        raise ValueError("no PET method selected: VL-PET needs --use_encoder_adapter_down_multihead "
+                         "(the published VL-PET scripts pass it)")
+    gate, zero_flag = gates[0] if gates else ("none", None)
+    return PETConfig(
+        method="vl-pet", gate=gate, adapter_dim=args.adapter_down_dim,
+        num_heads=args.encoder_adapter_multihead_num_head, gate_dim=args.adapter_gating_down_dim,
+        scale=args.encoder_gating_scaling_factor if args.use_encoder_gating_scaling else 1.0,
+        vpa_dim=args.decoder_enc_attn_value_parallel_adapter_down_dim,
+        zero_init_adapter_up=args.use_encoder_multihead_up_zero_init,
+        zero_init_gate=bool(zero_flag and getattr(args, zero_flag)),
+        zero_init_vpa_up=args.use_decoder_enc_vpa_up_zero_init,
+        train_visual_embedding=not args.freeze_vis_emb,
+    )
+
+
+def method_preset(method: str, kind: str) -> PETConfig:
+    """A named method with the published hyper-parameters for the backbone kind ("bart" or "t5")."""
+    if method not in VLPET_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS}")
+    return PETConfig(method="vl-pet", gate=method.rsplit("-", 1)[1], **PUBLISHED_VLPET[kind])
+
+
+# Official flag → PETConfig field, for overriding a method preset with the published flag names.
+PET_OVERRIDES = {
+    "adapter_down_dim": "adapter_dim", "encoder_adapter_multihead_num_head": "num_heads",
+    "adapter_gating_down_dim": "gate_dim", "encoder_gating_scaling_factor": "scale",
+    "decoder_enc_attn_value_parallel_adapter_down_dim": "vpa_dim",
+}

@@ -1,0 +1,48 @@
+"""``python -m vlpet params``: the Params (%) of a method on a full-size backbone, without allocating weights.
+
+Prints the official line ``Trainable param percentage: X.XX% (trainable/total)`` and one JSON line. Counts follow
+from the built structure (meta device), never from stored constants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .config import ModelConfig, PETConfig
+from .models.build import build_on_meta
+from .models.presets import PRESETS, resolve_preset
+from .param import PET_OVERRIDES, VLPET_METHODS, method_preset
+from .pet.trainable import count_parameters, percentage_line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default="bart-base",
+                        help=f"a preset ({', '.join(PRESETS)}) or its hub id (facebook/bart-base, t5-base)")
+    parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS)
+    parser.add_argument("--video", action="store_true", help="video-text inputs: 512-d CLIP-ViT features, 64 frames")
+    for flag, field in PET_OVERRIDES.items():
+        kind = float if field == "scale" else int
+        parser.add_argument(f"--{flag}", type=kind, default=None, help=f"override the published {field}")
+    parser.add_argument("--feat_dim", type=int, default=None, help="visual feature size (2048 image, 512 video)")
+    parser.add_argument("--n_boxes", type=int, default=None, help="visual tokens (36 image, 64 video)")
+
+
+def configs(args: argparse.Namespace) -> tuple[ModelConfig, PETConfig]:
+    preset = resolve_preset(args.backbone)
+    if preset is None:
+        raise ValueError(f"unknown backbone {args.backbone!r} for counting; choose one of {sorted(PRESETS)}")
+    pet = method_preset(args.method, preset.kind)
+    overrides = {field: getattr(args, flag) for flag, field in PET_OVERRIDES.items() if getattr(args, flag) is not None}
+    pet = PETConfig(**{**vars(pet), **overrides})
+    feat_dim = args.feat_dim or (512 if args.video else 2048)
+    n_boxes = args.n_boxes or (64 if args.video else 36)
+    return ModelConfig(backbone=args.backbone, feat_dim=feat_dim, n_boxes=n_boxes), pet
+
+
+def run(args: argparse.Namespace) -> int:
+    model_cfg, pet_cfg = configs(args)
+    trainable, total = count_parameters(build_on_meta(model_cfg, pet_cfg))
+    print(percentage_line(trainable, total))
+    print(json.dumps({"trainable": trainable, "total": total, "percent": round(100 * trainable / total, 4)}))
+    return 0

@@ -1,0 +1,37 @@
+"""Bottleneck adapter with its own residual: y = x + W_up φ(W_down x + b_down) + b_up (model spec §2.1, §8).
+
+VL-PET's "multi-head down-projection" (N_h Linear(d, r/N_h) whose outputs are concatenated) is exactly one
+Linear(d, r) whose weight is the row-stack of the heads (model spec §2.3); we store it as one Linear and split it
+only when reading or writing official checkpoints (``pet/official.py``). ``num_heads`` is kept for that mapping
+and for the divisibility check.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from transformers.activations import ACT2FN
+
+
+class Adapter(nn.Module):
+    """Down-projection, gelu_new, up-projection, plus the input (the adapter's own residual)."""
+
+    def __init__(self, d_model: int, down_dim: int, num_heads: int = 1, residual: bool = True):
+        super().__init__()
+        if down_dim % num_heads:
+            raise ValueError(f"adapter down dim {down_dim} is not divisible by the number of heads {num_heads}")
+        self.num_heads = num_heads
+        self.residual = residual
+        self.down = nn.Linear(d_model, down_dim)
+        self.up = nn.Linear(down_dim, d_model)
+        self.act = ACT2FN["gelu_new"]
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.act(self.down(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.delta(x) if self.residual else self.delta(x)
+
+    def zero_init_up(self) -> None:
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)

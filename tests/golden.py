@@ -1,0 +1,99 @@
+"""Run one golden fixture of the official code (``../shared/fixtures/upstream/<name>/``) through our model.
+
+A fixture holds the official argv, a tiny HF config, the official state dict, inputs and reference outputs
+(fixtures README). We rebuild the model from the argv through ``vlpet.param`` (the published flag mapping), load
+the state dict through ``vlpet.pet.official``, and recompute everything in eval mode, float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from vlpet import losses
+from vlpet.config import ModelConfig
+from vlpet.models.build import build_model
+from vlpet.param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
+from vlpet.pet.official import load_official_state_dict, official_key_table
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
+_BART_ARCH = ("d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
+              "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings", "activation_function",
+              "pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "init_std")
+_T5_ARCH = ("d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
+            "relative_attention_num_buckets", "layer_norm_epsilon", "feed_forward_proj", "pad_token_id",
+            "eos_token_id", "decoder_start_token_id")
+
+
+def golden_dir() -> Path:
+    return Path(os.environ.get("VLPET_GOLDEN_DIR", DEFAULT_DIR))
+
+
+def fixture_names() -> list[str]:
+    root = golden_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+
+
+def is_vlpet(meta: dict) -> bool:
+    return "--use_encoder_adapter_down_multihead" in meta["argv"]
+
+
+class Fixture:
+    def __init__(self, name: str):
+        self.dir = golden_dir() / name
+        self.meta = json.loads((self.dir / "meta.json").read_text())
+        self.inputs = load_file(str(self.dir / "inputs.safetensors"))
+        self.outputs = load_file(str(self.dir / "outputs.safetensors"))
+
+    def build(self):
+        """Our model for the fixture's argv and tiny config, with the official weights loaded."""
+        argv = [*self.meta["argv"], "--feat_dim", str(self.meta["feat_dim"])]
+        parser = build_parser("golden", "")
+        args = parser.parse_args(argv)
+        model_cfg = model_config_from_args(args, explicit_dests(parser, argv))
+        config = self.meta["config"]
+        keys = _BART_ARCH if config["model_type"] == "bart" else _T5_ARCH
+        arch = {k: config[k] for k in keys}
+        arch["vocab_size"] = self.meta["vocab_rows_after_resize"]
+        preset = "tiny-bart" if config["model_type"] == "bart" else "tiny-t5"
+        model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": preset, "pretrained": False, "arch": arch,
+                                   "vocab_size": arch["vocab_size"]})
+        torch.manual_seed(0)
+        model = build_model(model_cfg, pet_config_from_args(args))
+        load_official_state_dict(model, load_file(str(self.dir / "state_dict.safetensors")))
+        return model.eval()
+
+    def official_names(self, model, our_names) -> set[str]:
+        """Map our parameter names to the official ones (pattern keys resolved against the fixture's names)."""
+        table = official_key_table(model)
+        known = list(self.meta["trainable_names"]) + list(self.meta["state_dict_aliases"])
+        out = set()
+        for name in our_names:
+            spec = table[name]
+            out.update([k for k in known if spec.fullmatch(k)][:1] if hasattr(spec, "fullmatch") else spec)
+        return out
+
+    def reference_grad(self, model, our_name: str) -> torch.Tensor:
+        spec = official_key_table(model)[our_name]
+        grads = {k[len("grad."):]: v for k, v in self.outputs.items() if k.startswith("grad.")}
+        names = [k for k in grads if spec.fullmatch(k)][:1] if hasattr(spec, "fullmatch") else spec
+        return torch.cat([grads[n] for n in names]) if len(names) > 1 else grads[names[0]]
+
+    def vis(self):
+        return self.inputs["vis_feats"], self.inputs["boxes"]
+
+
+def task_losses(logits: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Every official loss a fixture records, computed from our logits."""
+    return {
+        "loss_vqa": losses.sample_mean_loss(logits, labels, scores) if scores is not None else None,
+        "loss_gqa": losses.sample_mean_loss(logits, labels),
+        "loss_nlvr": losses.sample_mean_loss(logits, labels),
+        "loss_tvqa": losses.sample_mean_loss(logits, labels),
+        "loss_tvc": losses.sample_mean_loss(logits, labels),
+        "loss_caption": losses.token_mean_loss(logits, labels),
+    }
