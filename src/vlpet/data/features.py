@@ -1,0 +1,81 @@
+"""Reading the per-image CLIP grid features: ``<img_id>.h5`` holding ``<img_id>/features`` (49, feat_dim).
+
+Files are opened lazily and kept open per process: each DataLoader worker (and the main process) opens a file once
+and reuses the handle. The official layout has one file per image (123K for COCO), more than a process may keep open,
+so the cache holds at most ``max_open`` handles and closes the least recently used one beyond that.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .layout import DataError
+
+N_GRID = 49
+
+
+class FeatureReader:
+    """Per-process cache of open h5 files; ``read`` returns float32 features of shape (49, feat_dim)."""
+
+    def __init__(self, max_open: int = 512, feat_dim: int | None = None):
+        self.max_open = max_open
+        self.feat_dim = feat_dim
+        self.n_opened = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._files: OrderedDict[Path, h5py.File] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_files"] = OrderedDict()
+        return state
+
+    def _handle(self, path: Path, img_id: str) -> h5py.File:
+        if os.getpid() != self._pid:  # a forked worker: never reuse the parent's handles
+            self._reset()
+        if path in self._files:
+            self._files.move_to_end(path)
+            return self._files[path]
+        if not path.is_file():
+            raise DataError(f"missing feature file of image '{img_id}': {path}", path)
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as err:
+            raise DataError(f"unreadable feature file {path} (image '{img_id}'): {err}", path) from err
+        self.n_opened += 1
+        self._files[path] = handle
+        if len(self._files) > self.max_open:
+            self._files.popitem(last=False)[1].close()
+        return handle
+
+    def read(self, path: Path, img_id: str) -> np.ndarray:
+        """Features of ``img_id`` from the h5 file ``path`` as float32 (49, feat_dim)."""
+        key = f"{img_id}/features"
+        try:
+            feats = self._handle(path, img_id)[key][...]
+        except (KeyError, OSError, TypeError) as err:
+            raise DataError(f"unreadable feature file {path}: no dataset '{key}' for image '{img_id}' ({err})",
+                            path) from err
+        self._check_shape(feats, path, img_id)
+        return feats.astype(np.float32)
+
+    def _check_shape(self, feats: np.ndarray, path: Path, img_id: str) -> None:
+        dim_ok = self.feat_dim is None or feats.shape[-1] == self.feat_dim
+        if feats.ndim != 2 or feats.shape[0] != N_GRID or not dim_ok:
+            want = f"({N_GRID}, {self.feat_dim or 'feat_dim'})"
+            raise DataError(f"unreadable feature file {path}: image '{img_id}' has features of shape "
+                            f"{tuple(feats.shape)}, expected {want}", path)
+
+    def close(self) -> None:
+        """Close every handle this process opened."""
+        if os.getpid() == self._pid:
+            for handle in self._files.values():
+                handle.close()
+        self._reset()

@@ -1,0 +1,125 @@
+"""Multi-task loading of the four image-text tasks, as the official trainer mixes them (pipeline spec §3).
+
+* One DataLoader per task, with the per-task batch sizes of §3.1 (VQA B, GQA int(B*100/60), NLVR2 int(B*20/60),
+  caption int(B*50/60)), used for train, val and test alike.
+* Training order: a ``DistributedSampler`` with seed 0 (``randperm`` seeded by ``0 + epoch``) whatever the run's
+  seed; without a process group it runs as one replica, which is the order the published single-GPU runs saw.
+* ``MultitaskLoader``: each epoch lists every task once per batch of its loader, shuffles that list with
+  ``random.Random(epoch)`` and consumes it from the end, so every epoch passes over every dataset exactly once in a
+  random interleaving of single-task batches. The task order depends on the epoch only (§9 item 13).
+* Answer sampling (VQA/GQA) uses numpy's global generator: the main process's (seeded by the run) with 0 workers;
+  with workers, torch reseeds numpy in every worker from the loader's base seed, which changes every epoch and
+  depends on the run's seed (unlike torch 1.8, where workers repeated one stream; §9 item 14).
+* Feature files are opened lazily inside each worker and their handles are cached there (see ``features``).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from . import caption, gqa, nlvr, vqa
+from .layout import DataLayout
+
+TASKS = ("vqa", "gqa", "nlvr", "caption")
+DATASETS = {"vqa": vqa.VQADataset, "gqa": gqa.GQADataset, "nlvr": nlvr.NLVRDataset, "caption": caption.CaptionDataset}
+# Splits of the published multitask runs (§1.5); GQA is validated on testdev and has no test phase.
+SPLITS = {
+    "train": {"vqa": "karpathy_train", "gqa": "train,valid", "nlvr": "train", "caption": "karpathy_train"},
+    "val": {"vqa": "karpathy_val", "gqa": "testdev", "nlvr": "valid", "caption": "karpathy_val"},
+    "test": {"vqa": "karpathy_test", "nlvr": "test", "caption": "karpathy_test"},
+}
+SAMPLER_SEED = 0
+
+
+def task_prompts(use_task_prompts: bool = True, fix_gqa_typo: bool = False) -> dict[str, str]:
+    """The per-task input prompts: "vqa: ", "gpa: " (official typo; "gqa: " when fixed), "nlvr: ", "caption: ";
+    all empty without ``--use_tasks_prompts``."""
+    prompts = {"vqa": vqa.PROMPT, "gqa": gqa.PROMPT_FIXED if fix_gqa_typo else gqa.PROMPT, "nlvr": nlvr.PROMPT,
+               "caption": caption.PROMPT}
+    return prompts if use_task_prompts else dict.fromkeys(prompts, "")
+
+
+def task_batch_sizes(batch_size: int) -> dict[str, int]:
+    """Per-task batch sizes from the run's ``--batch_size`` B (§3.1)."""
+    return {"vqa": batch_size, "gqa": int(batch_size * 100 / 60), "nlvr": int(batch_size * 20 / 60),
+            "caption": int(batch_size * 50 / 60)}
+
+
+def train_sampler(dataset) -> DistributedSampler:
+    """Shuffling sampler with seed 0, sharded over the process group if one is initialised, else one replica."""
+    if dist.is_available() and dist.is_initialized():
+        return DistributedSampler(dataset, shuffle=True, seed=SAMPLER_SEED)
+    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=SAMPLER_SEED)
+
+
+def make_loader(dataset, batch_size: int, train: bool, num_workers: int = 0,
+                persistent_workers: bool = False) -> DataLoader:
+    """DataLoader of one task: shuffled by ``train_sampler`` in training, sequential otherwise; never drops."""
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=train_sampler(dataset) if train else None,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=dataset.collate,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=False,
+        persistent_workers=persistent_workers and num_workers > 0,
+    )
+    loader.task = dataset.task
+    return loader
+
+
+def build_datasets(layout: DataLayout, tokenizer, phase: str, tasks=TASKS, prompts: dict[str, str] | None = None,
+                   limit: int | None = None) -> dict:
+    """The datasets of ``phase`` (train, val or test) for ``tasks``; tasks without that phase are skipped."""
+    prompts = task_prompts() if prompts is None else prompts
+    return {task: DATASETS[task](layout, SPLITS[phase][task], tokenizer, prompt=prompts[task], limit=limit)
+            for task in tasks if task in SPLITS[phase]}
+
+
+def build_loaders(datasets: dict, batch_size: int, train: bool, num_workers: int = 0) -> dict[str, DataLoader]:
+    """One loader per task with the per-task batch sizes of ``batch_size`` (at least 1 each)."""
+    sizes = task_batch_sizes(batch_size)
+    return {task: make_loader(ds, max(1, sizes[task]), train, num_workers) for task, ds in datasets.items()}
+
+
+def epoch_task_order(task_lengths: dict[str, int], epoch: int) -> list[str]:
+    """Task of each step of ``epoch``: [task]*len per task (in the given order), shuffled with Random(epoch),
+    consumed from the end as the official ``pop()`` does."""
+    tasks = [task for task, length in task_lengths.items() for _ in range(length)]
+    random.Random(epoch).shuffle(tasks)
+    return tasks[::-1]
+
+
+class MultitaskLoader:
+    """Iterates single-task batches of several task loaders in the official shuffled interleaving.
+
+    Call ``set_epoch(epoch)`` before every epoch (it also sets each sampler's epoch); ``len`` is the number of batches
+    in an epoch.
+    """
+
+    def __init__(self, loaders: dict[str, DataLoader]):
+        self.loaders = loaders
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fix the data order and the task interleaving of ``epoch``."""
+        self.epoch = epoch
+        for loader in self.loaders.values():
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
+        self.order = epoch_task_order({task: len(loader) for task, loader in self.loaders.items()}, epoch)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[dict]:
+        iterators = {task: iter(loader) for task, loader in self.loaders.items()}
+        for task in self.order:
+            yield next(iterators[task])

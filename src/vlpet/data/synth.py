@@ -1,0 +1,321 @@
+"""Synthetic image-text data in the exact on-disk layout of the real data (pipeline spec §1), for tests and the demo.
+
+Every image is a scene of one or two coloured shapes (4 colours x 4 shapes) placed in separated cells of the 7x7 grid.
+Each colour and each shape is a fixed sparse non-negative pattern over the feature channels; an object adds its
+colour and shape patterns to its cell, over small non-negative noise (like post-ReLU CLIP grid features). So:
+
+* VQA / GQA answer questions about the scene (colour of a shape, shape of a colour, is there a ...);
+* NLVR2 statements are true or false from the two scenes (both contain ..., the left image ...);
+* captions name the objects in reading order ("a red circle and a blue square").
+
+All are functions of the features a small model can learn. Usage:
+``python -m vlpet.data.synth --root DIR [--n-train N --n-val N --n-test N --seed S --feat-dim F]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .features import N_GRID
+from .layout import GQA_VG_SPLITS, DataLayout, h5_path
+
+COLORS = ("red", "green", "blue", "yellow")
+SHAPES = ("circle", "square", "triangle", "star")
+SLOTS = (8, 12, 24, 36, 40)  # row-major cells (1,1), (1,5), (3,3), (5,1), (5,5): apart after the 7x7 -> 6x6 pool
+YES_NO = ("yes", "no")
+EMPTY_LABEL_ANSWER = "purple"  # outside the answer vocabulary: the question gets an empty label, as in real VQA
+QUESTIONS = {
+    "vqa": {"color": "what color is the {shape}?", "shape": "what shape is the {color} object?",
+            "exists": "is there a {color} {shape}?"},
+    "gqa": {"color": "what is the color of the {shape}?", "shape": "which shape is the {color} one?",
+            "exists": "is there a {color} {shape} in the image?"},
+}
+STATEMENTS = {
+    "both images contain a {shape}.": lambda a, b, c, s: s in a.shapes and s in b.shapes,
+    "the left image contains a {color} object.": lambda a, b, c, s: c in a.colors,
+    "the right image contains a {color} {shape}.": lambda a, b, c, s: (c, s) in b.pairs,
+    "exactly one image contains a {shape}.": lambda a, b, c, s: (s in a.shapes) != (s in b.shapes),
+}
+CAPTIONS = ("{objects}", "a picture of {objects}", "there is {objects}", "an image with {objects}",
+            "{objects} on a plain background")
+PROMPT_WORDS = ("vqa:", "gpa:", "gqa:", "nlvr:", "caption:", "true", "false")
+VQA_QUESTION_TYPES = {"color": "what color is the", "shape": "what", "exists": "is there a"}
+QUESTIONS_PER_IMAGE = 3
+DEFAULTS = {"n_train": 128, "n_val": 32, "n_test": 32, "seed": 0, "feat_dim": 2048}
+
+
+def synth_words() -> list[str]:
+    """Every word of the synthetic texts (prompts, questions, answers, statements, captions), for ``build_tokenizer``."""
+    texts = [*PROMPT_WORDS, *YES_NO, *COLORS, *SHAPES, "and", *STATEMENTS, *CAPTIONS]
+    texts += [q for table in QUESTIONS.values() for q in table.values()]
+    return [re.sub(r"\{\w+\}", " ", text) for text in texts]
+
+
+class Scene:
+    """One image: a list of (colour, shape, slot) objects in reading order."""
+
+    def __init__(self, objects: list[tuple[str, str, int]]):
+        self.objects = sorted(objects, key=lambda obj: obj[2])
+        self.colors = {c for c, _, _ in self.objects}
+        self.shapes = {s for _, s, _ in self.objects}
+        self.pairs = {(c, s) for c, s, _ in self.objects}
+
+    def caption(self) -> str:
+        """The objects in reading order, e.g. "a red circle and a blue square"."""
+        return " and ".join(f"a {c} {s}" for c, s, _ in self.objects)
+
+
+class World:
+    """Random scenes and their features; the concept patterns are fixed by the seed."""
+
+    def __init__(self, rng: np.random.Generator, feat_dim: int):
+        if feat_dim < len(COLORS) + len(SHAPES):
+            raise ValueError(f"feat_dim must be at least {len(COLORS) + len(SHAPES)}, got {feat_dim}")
+        self.rng = rng
+        width = max(1, feat_dim // 16)
+        channels = rng.permutation(feat_dim)
+        self.patterns = {}
+        for k, concept in enumerate(COLORS + SHAPES):
+            pattern = np.zeros(feat_dim, dtype=np.float32)
+            pattern[channels[k * width:(k + 1) * width]] = 1.0
+            self.patterns[concept] = pattern
+        self.feat_dim = feat_dim
+
+    def scene(self) -> Scene:
+        """One or two objects with distinct colours, shapes and slots."""
+        n = int(self.rng.integers(1, 3))
+        colors = self.rng.choice(COLORS, n, replace=False)
+        shapes = self.rng.choice(SHAPES, n, replace=False)
+        slots = self.rng.choice(SLOTS, n, replace=False)
+        return Scene([(str(c), str(s), int(p)) for c, s, p in zip(colors, shapes, slots)])
+
+    def features(self, scene: Scene) -> np.ndarray:
+        """float16 (49, feat_dim): noise plus each object's colour and shape patterns at its cell."""
+        feats = np.abs(self.rng.normal(0.0, 0.3, (N_GRID, self.feat_dim))).astype(np.float32)
+        for color, shape, slot in scene.objects:
+            feats[slot] += self.rng.uniform(2.0, 3.0) * (self.patterns[color] + self.patterns[shape])
+        return feats.astype(np.float16)
+
+    def question(self, scene: Scene, task: str) -> tuple[str, str, str]:
+        """(question, answer, kind) about ``scene`` in the phrasing of ``task`` (vqa or gqa)."""
+        kind = str(self.rng.choice(list(QUESTIONS[task])))
+        color, shape, _ = scene.objects[int(self.rng.integers(len(scene.objects)))]
+        answer = {"color": color, "shape": shape}.get(kind, "yes")
+        if kind == "exists" and self.rng.random() < 0.5:
+            absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in scene.pairs]
+            color, shape = absent[int(self.rng.integers(len(absent)))]
+            answer = "no"
+        return QUESTIONS[task][kind].format(color=color, shape=shape), answer, kind
+
+    def questions(self, scene: Scene, task: str) -> list[tuple[str, str, str]]:
+        """Up to QUESTIONS_PER_IMAGE distinct questions about ``scene``."""
+        asked = {}
+        for _ in range(10 * QUESTIONS_PER_IMAGE):
+            sent, answer, kind = self.question(scene, task)
+            asked.setdefault(sent, (sent, answer, kind))
+            if len(asked) == QUESTIONS_PER_IMAGE:
+                break
+        return list(asked.values())
+
+    def statement(self, left: Scene, right: Scene, label: bool) -> tuple[str, int]:
+        """An NLVR2 statement about the pair, aiming at ``label`` (the returned label is always the true one)."""
+        for _ in range(100):
+            template = str(self.rng.choice(list(STATEMENTS)))
+            color, shape = str(self.rng.choice(COLORS)), str(self.rng.choice(SHAPES))
+            truth = STATEMENTS[template](left, right, color, shape)
+            if truth == label:
+                break
+        return template.format(color=color, shape=shape), int(truth)
+
+    def annotators(self, answer: str, kind: str) -> list[str]:
+        """Ten raw VQA answers: mostly ``answer``, sometimes a few annotators disagree, rarely none is in vocab."""
+        if self.rng.random() < 0.03:
+            return [EMPTY_LABEL_ANSWER] * 10
+        options = {"color": COLORS, "shape": SHAPES}.get(kind, YES_NO)
+        others = [a for a in options if a != answer]
+        n_right = 10 if self.rng.random() < 0.8 else int(self.rng.integers(8, 10))
+        return [answer] * n_right + [str(self.rng.choice(others)) for _ in range(10 - n_right)]
+
+
+def soft_score(count: int) -> float:
+    """LXMERT/VQA soft score of an answer given by ``count`` of the 10 annotators."""
+    return (0.0, 0.3, 0.6, 0.9)[count] if count < 4 else 1.0
+
+
+class Writer:
+    """Writes the tree under one datasets root."""
+
+    def __init__(self, root: Path, world: World):
+        root.mkdir(parents=True, exist_ok=True)
+        self.layout = DataLayout(root)
+        self.world = world
+
+    def write_json(self, path: Path, obj) -> None:
+        """Write one JSON file, creating its folder."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    def image(self, folder: Path, img_id: str) -> Scene:
+        """Draw a scene and write its h5 file ``<folder>/<img_id>.h5`` with ``<img_id>/features``."""
+        scene = self.world.scene()
+        folder.mkdir(parents=True, exist_ok=True)
+        with h5py.File(h5_path(folder, img_id), "w") as f:
+            f.create_dataset(f"{img_id}/features", data=self.world.features(scene))
+        return scene
+
+    def vocab(self, task: str, answers: list[str]) -> None:
+        """trainval_ans2label.json and trainval_label2ans.json."""
+        ans2label, label2ans = self.layout.answer_vocab(task)
+        self.write_json(ans2label, {a: i for i, a in enumerate(answers)})
+        self.write_json(label2ans, answers)
+
+
+def coco_images(writer: Writer, sizes: dict) -> dict[str, list[tuple[int, str, Scene]]]:
+    """COCO images per Karpathy split (train = train2014; restval, val, test = val2014): (cocoid, img_id, scene)."""
+    counts = {"train": sizes["n_train"], "restval": max(1, sizes["n_train"] // 4), "val": sizes["n_val"],
+              "test": sizes["n_test"]}
+    folder, images, next_id = writer.layout.coco_features(), {}, {"train2014": 100000, "val2014": 500000}
+    for split, count in counts.items():
+        subset = "train2014" if split == "train" else "val2014"
+        images[split] = []
+        for _ in range(count):
+            next_id[subset] += 1
+            img_id = f"COCO_{subset}_{next_id[subset]:012d}"
+            images[split].append((next_id[subset], img_id, writer.image(folder, img_id)))
+    return images
+
+
+def write_captions(writer: Writer, images: dict) -> None:
+    """COCO/dataset_coco.json: five references per image naming its objects."""
+    entries, sent_id = [], 0
+    for split, split_images in images.items():
+        for cocoid, img_id, scene in split_images:
+            raws = [template.format(objects=scene.caption()) for template in CAPTIONS]
+            sentences = [{"tokens": raw.split(), "raw": raw, "imgid": len(entries), "sentid": sent_id + k}
+                         for k, raw in enumerate(raws)]
+            entries.append({"filepath": img_id.split("_")[1], "sentids": [s["sentid"] for s in sentences],
+                            "filename": f"{img_id}.jpg", "imgid": len(entries), "split": split,
+                            "sentences": sentences, "cocoid": cocoid})
+            sent_id += len(raws)
+    writer.write_json(writer.layout.coco_karpathy(), {"images": entries, "dataset": "coco"})
+
+
+def vqa_question(writer: Writer, cocoid: int, img_id: str, question: tuple[str, str, str], k: int) -> tuple[dict, dict]:
+    """(karpathy entry, raw annotation) of the k-th question on one image."""
+    sent, answer, kind = question
+    raw = writer.world.annotators(answer, kind)
+    counts = Counter(raw)
+    label = {a: soft_score(n) for a, n in counts.items() if a != EMPTY_LABEL_ANSWER}
+    question_type = VQA_QUESTION_TYPES[kind]
+    answer_type = "yes/no" if kind == "exists" else "other"
+    question_id = cocoid * 1000 + k
+    entry = {"answer_type": answer_type, "img_id": img_id, "label": label, "question_id": question_id,
+             "question_type": question_type, "sent": sent}
+    annotation = {"question_type": question_type, "multiple_choice_answer": counts.most_common(1)[0][0],
+                  "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": j + 1} for j, a in enumerate(raw)],
+                  "image_id": cocoid, "answer_type": answer_type, "question_id": question_id}
+    return entry, annotation
+
+
+def write_vqa(writer: Writer, images: dict) -> None:
+    """vqa/karpathy_{train,val,test}.json, the raw annotation files and the answer vocabulary."""
+    splits = {"karpathy_train": images["train"] + images["restval"], "karpathy_val": images["val"],
+              "karpathy_test": images["test"]}
+    annotations = {"train2014": [], "val2014": []}
+    for split, split_images in splits.items():
+        entries = []
+        for cocoid, img_id, scene in split_images:
+            for k, question in enumerate(writer.world.questions(scene, "vqa")):
+                entry, annotation = vqa_question(writer, cocoid, img_id, question, k)
+                if split != "karpathy_train":
+                    entry["is_topk_optimal"] = bool(entry["label"])
+                entries.append(entry)
+                annotations[img_id.split("_")[1]].append(annotation)
+        writer.write_json(writer.layout.vqa_split(split), entries)
+    for subset, anns in annotations.items():
+        writer.write_json(writer.layout.vqa_annotations(subset), {
+            "info": {"description": "synthetic VQA annotations (vlpet.data.synth)"}, "license": {},
+            "data_subtype": subset, "data_type": "mscoco", "annotations": anns})
+    writer.vocab("vqa", [*YES_NO, *COLORS, *SHAPES])
+
+
+def write_gqa(writer: Writer, sizes: dict) -> None:
+    """GQA/{train,valid,testdev,submit}.json with VG (train/valid) and GQA (testdev/submit) images."""
+    counts = {"train": sizes["n_train"], "valid": sizes["n_val"], "testdev": sizes["n_val"],
+              "submit": sizes["n_test"]}
+    question_id, image_number = 20000000, 2300000
+    for split, count in counts.items():
+        folder, entries = writer.layout.gqa_features(split), []
+        for _ in range(count):
+            image_number += 1
+            img_id = str(image_number) if split in GQA_VG_SPLITS else f"n{image_number}"
+            scene = writer.image(folder, img_id)
+            for sent, answer, _ in writer.world.questions(scene, "gqa"):
+                question_id += 1
+                entry = {"img_id": img_id, "question_id": str(question_id), "sent": sent}
+                if split != "submit":
+                    entry["label"] = {answer: 1.0}
+                entries.append(entry)
+        writer.write_json(writer.layout.gqa_split(split), entries)
+    writer.vocab("gqa", [*YES_NO, *COLORS, *SHAPES])
+
+
+def write_nlvr(writer: Writer, sizes: dict) -> None:
+    """nlvr/{train,valid,test}.json: image pairs with one true and one false statement each."""
+    prefixes = {"train": "train", "valid": "dev", "test": "test1"}
+    folder = writer.layout.nlvr_features()
+    for split, count in (("train", sizes["n_train"]), ("valid", sizes["n_val"]), ("test", sizes["n_test"])):
+        entries = []
+        for pair in range(max(1, count // 2)):
+            stem = f"{prefixes[split]}-{pair}-0"
+            left, right = (writer.image(folder, f"{stem}-img{k}") for k in (0, 1))
+            for k, wanted in enumerate(writer.world.rng.permutation([True, False])):
+                sent, label = writer.world.statement(left, right, bool(wanted))
+                entries.append({"identifier": f"{stem}-{k}", "img0": f"{stem}-img0", "img1": f"{stem}-img1",
+                                "label": label, "sent": sent, "uid": f"nlvr2_{split}_{len(entries)}"})
+        writer.write_json(writer.layout.nlvr_split(split), entries)
+
+
+def write_synthetic(root: str | Path, n_train: int = DEFAULTS["n_train"], n_val: int = DEFAULTS["n_val"],
+                    n_test: int = DEFAULTS["n_test"], seed: int = DEFAULTS["seed"],
+                    feat_dim: int = DEFAULTS["feat_dim"]) -> dict[str, int]:
+    """Write synthetic VQA, GQA, NLVR2 and COCO caption data under ``root``; returns the number of h5 files written.
+
+    ``n_*`` count images per task and split (VQA and GQA ask 3 questions per image, NLVR2 pairs images two by two
+    with 2 statements per pair, captions have 5 references per image).
+    """
+    root = Path(root)
+    sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
+    writer = Writer(root, World(np.random.default_rng(seed), feat_dim))
+    images = coco_images(writer, sizes)
+    write_captions(writer, images)
+    write_vqa(writer, images)
+    write_gqa(writer, sizes)
+    write_nlvr(writer, sizes)
+    return {folder: len(list((root / folder).glob("clip_features/*/*.h5"))) for folder in ("COCO", "VG", "GQA", "nlvr")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: write the synthetic tree and print one JSON line with the h5 counts."""
+    parser = argparse.ArgumentParser(prog="python -m vlpet.data.synth", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, help="datasets root to write (created if missing)")
+    for name in ("n_train", "n_val", "n_test"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=DEFAULTS[name],
+                            help=f"images per task in the {name[2:]} split (default {DEFAULTS[name]})")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--feat-dim", type=int, default=DEFAULTS["feat_dim"], help="feature size (RN101: 2048)")
+    args = parser.parse_args(argv)
+    counts = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim)
+    print(json.dumps({"root": str(args.root), "h5_files": counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
