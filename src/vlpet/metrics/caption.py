@@ -1,0 +1,70 @@
+"""COCO caption metrics through ``pycocoevalcap``: CIDEr-D (the headline), BLEU-1..4 and ROUGE-L, all x100.
+
+VL-PET scores captions with ``language_evaluation.CocoEvaluator``: every prediction is its own "image" with all of
+its raw references, both sides go through the Stanford PTB tokenizer (Java; it lower-cases and drops punctuation),
+and CIDEr's IDF comes from the evaluated references. We call ``PTBTokenizer`` and the scorers directly because
+``COCOEvalCap.evaluate()`` always runs SPICE, which needs a download. METEOR (about 20 s of Java start-up) and SPICE
+are not computed.
+"""
+
+import contextlib
+import io
+from collections.abc import Hashable, Mapping, Sequence
+
+from vlpet.metrics import EvaluationError, check_known_ids
+
+_INSTALL_HINT = "install it with `pip install pycocoevalcap` (or `pip install vlpet[eval]`); it also needs Java"
+
+
+def _import_scorers():
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    except ImportError as err:
+        raise EvaluationError(f"caption metrics need pycocoevalcap ({err}); {_INSTALL_HINT}") from None
+    return PTBTokenizer, Bleu, Cider, Rouge
+
+
+def _tokenize(tokenizer_class, predictions, references) -> tuple[dict, dict]:
+    """PTB-tokenize references and predictions in one Java call (lines are tokenized independently)."""
+    captions = {("ref", key): [{"caption": ref} for ref in references[key]] for key in predictions}
+    captions.update({("res", key): [{"caption": caption}] for key, caption in predictions.items()})
+    try:
+        tokens = tokenizer_class().tokenize(captions)
+    except FileNotFoundError as err:
+        raise EvaluationError(f"the PTB tokenizer could not start Java ({err}); install a Java runtime") from None
+    except PermissionError as err:
+        raise EvaluationError(f"the PTB tokenizer writes a temp file into the pycocoevalcap package: {err}") from None
+    gts = {key: tokens[("ref", key)] for key in predictions}
+    res = {key: tokens[("res", key)] for key in predictions}
+    return gts, res
+
+
+def score_caption(predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]) -> dict:
+    """Score captions on the paper's scale (CIDEr x100, as in the paper's 122.03).
+
+    Args:
+        predictions: image id -> generated caption.
+        references: image id -> raw reference captions; may hold more images than ``predictions``. Only the
+            predicted images are scored (and give CIDEr its IDF), as VL-PET does.
+
+    Returns:
+        ``{"score": CIDEr x100, "CIDEr", "Bleu_1".."Bleu_4", "ROUGE_L" (all x100), "n": images scored}``.
+    """
+    check_known_ids(predictions, references, "image ids")
+    empty = [key for key in predictions if not references[key]]
+    if empty:
+        raise EvaluationError(f"{len(empty)} image(s) have no reference caption, e.g. {empty[0]}")
+    tokenizer_class, bleu, cider, rouge = _import_scorers()
+    gts, res = _tokenize(tokenizer_class, predictions, references)
+    cider_score, _ = cider().compute_score(gts, res)
+    with contextlib.redirect_stdout(io.StringIO()):  # BLEU prints its length statistics
+        bleu_scores, _ = bleu(4).compute_score(gts, res)
+    rouge_score, _ = rouge().compute_score(gts, res)
+    cider_score = 100 * float(cider_score)
+    result = {"score": cider_score, "CIDEr": cider_score}
+    result.update({f"Bleu_{n}": 100 * float(value) for n, value in enumerate(bleu_scores, start=1)})
+    result.update({"ROUGE_L": 100 * float(rouge_score), "n": len(predictions)})
+    return result
