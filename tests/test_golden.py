@@ -3,7 +3,7 @@
 For every VL-PET fixture (the folder is enumerated; ``VLPET_GOLDEN_DIR`` points at another folder of the same
 format): official weights in, then encoder output, logits and losses ≤1e-5 absolute, every trainable gradient
 ≤1e-4 relative, the trainable set, and the greedy / beam-5 generated ids exactly. A VL-PET fixture that cannot
-be run fails; fixtures of baseline methods are skipped until those methods exist.
+be run fails; only a baseline whose method is not implemented (vlpet.param.UNSUPPORTED) is skipped, by name.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def test_golden_folder_is_not_empty():
 @pytest.fixture(scope="module", params=NAMES)
 def case(request):
     fx = Fixture(request.param)
-    if not is_vlpet(fx.meta):
-        flags = [f for f in UNSUPPORTED if f"--{f}" in fx.meta["argv"]]
-        pytest.skip(f"baseline fixture ({', '.join(flags) or 'baseline'}): method not implemented yet")
+    flags = [f for f in UNSUPPORTED if f"--{f}" in fx.meta["argv"]]
+    if flags and not is_vlpet(fx.meta):
+        pytest.skip(f"baseline fixture needs {', '.join(flags)}: not implemented")
     torch.set_num_threads(1)
     model = fx.build()
     return fx, model
@@ -77,9 +77,11 @@ def test_gradients(case):
             continue
         ref = fx.reference_grad(model, name)
         got = p.grad if p.grad is not None else torch.zeros_like(p)
-        scale = ref.abs().max().clamp(min=1e-12)
-        err = (got - ref).abs().max() / scale
-        assert err <= 1e-4, f"{name}: relative grad error {err:.2e}"
+        # ≤1e-4 relative to the tensor's largest reference gradient, with an absolute floor of 1e-7 for gradients
+        # that are zero in exact arithmetic (attention key biases: softmax ignores a per-query constant), where
+        # both implementations hold only rounding noise (~1e-9).
+        err = (got - ref).abs().max()
+        assert err <= 1e-4 * ref.abs().max() + 1e-7, f"{name}: grad error {err:.2e} (ref max {ref.abs().max():.2e})"
     model.zero_grad(set_to_none=True)
 
 

@@ -38,11 +38,24 @@ def test_t5_small_zero_init_flags():
     assert not pet.zero_init_vpa_up and model_cfg.feat_dim == 512
 
 
-@pytest.mark.parametrize("argv,match", [(["--use_lora"], "not implemented"),
-                                        (["--use_encoder_adapter_gating_add"], "not implemented")])
+@pytest.mark.parametrize("argv,match", [(["--use_hyperformer"], "not implemented"),
+                                        (["--use_encoder_adapter_gating_add"], "not implemented"),
+                                        (["--use_lora"], "select 2 PET methods")])
 def test_unsupported_options_are_named(argv, match):
     with pytest.raises(ValueError, match=match):
         _parse(LARGE + argv)
+
+
+@pytest.mark.parametrize("argv,method", [
+    ("--unfreeze_language_model", "full_finetuning"), ("--unfreeze_bias", "bitfit"),
+    ("--use_lora --lora_dim 128 --use_single_lora", "single_lora"),
+    ("--encoder_prompt_len 40 --mid_dim 800 --use_single_prompt", "single_prompt"),
+    ("--use_adapter --use_single_adapter --reduction_factor 8 --unfreeze_layer_norms", "single_adapter"),
+    ("--use_compacter --use_single_adapter --hypercomplex_division 2 --reduction_factor 8 --shared_phm_rule False "
+     "--factorized_phm False --unfreeze_layer_norms", "single_compacter")])
+def test_baseline_scripts_select_their_method(argv, method):
+    _, pet = _parse(argv.split() + ["--backbone", "facebook/bart-base", "--feature", "RN101"])
+    assert pet.method == method and pet.gate == "none"
 
 
 def test_unknown_flag_is_rejected(capsys):

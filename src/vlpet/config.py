@@ -56,12 +56,22 @@ class PETConfig:
     zero_init_gate: bool = field(default=False, metadata={"help": "--use_encoder_gating_*_zero_init"})
     zero_init_vpa_up: bool = field(default=False, metadata={"help": "--use_decoder_enc_vpa_up_zero_init"})
     train_visual_embedding: bool = field(default=True, metadata={"help": "False: --freeze_vis_emb"})
+    # Baselines (model spec §8).
+    reduction_factor: int = field(default=8, metadata={"help": "adapter / Compacter bottleneck = d / this"})
+    hypercomplex_division: int = field(default=2, metadata={"help": "Compacter n"})
+    phm_init_range: float = field(default=0.01, metadata={"help": "Compacter rule init std"})
+    lora_dim: int = field(default=128, metadata={"help": "LoRA rank r"})
+    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale alpha / r)"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA input"})
+    prompt_len: int = field(default=40, metadata={"help": "encoder prompt length"})
+    prompt_mid_dim: int = field(default=800, metadata={"help": "prompt reparameterisation MLP width"})
 
     def __post_init__(self):
         self.gate = self.gate.lower()
         if self.gate not in GATE_KINDS:
             raise ValueError(f"unknown gate {self.gate!r}; choose one of {GATE_KINDS}")
-        _positive(self, "adapter_dim", "num_heads", "gate_dim", "vpa_dim")
+        _positive(self, "adapter_dim", "num_heads", "gate_dim", "vpa_dim", "reduction_factor",
+                  "hypercomplex_division", "lora_dim", "prompt_len", "prompt_mid_dim")
         if self.adapter_dim % self.num_heads:
             raise ValueError(f"adapter_dim {self.adapter_dim} must be divisible by num_heads {self.num_heads}")
         if self.init not in ("auto", "bart", "torch"):

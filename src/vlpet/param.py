@@ -24,7 +24,7 @@ GATE_FLAGS = {
 FEATURE_DIMS = {"butd": 2048, "RN50": 2048, "RN101": 2048, "RN50x4": 2560, "ViT": 512}
 # Method switches of the official code that this implementation does not (yet) provide.
 UNSUPPORTED = (
-    "use_hyperformer", "use_compacter", "use_lora", "use_lradapter", "unfreeze_bias", "unfreeze_language_model",
+    "use_hyperformer", "use_lradapter", "use_attn_prefix", "shared_phm_rule_over_tasks", "factorized_phm_rule",
     "use_encoder_adapter_gating_large_x", "use_encoder_gating_large_x_lowrank", "use_encoder_adapter_gating_add",
     "use_encoder_adapter_gating_layernorm", "use_encoder_adapter_gating_l2norm", "use_encoder_adapter_up_multihead",
     "use_encoder_adapter_down_up_multihead", "use_encoder_adapter_down_up_pair_multihead", "no_vis",
@@ -33,6 +33,7 @@ UNSUPPORTED = (
     "use_store_gate_large", "classifier", "fp16",
 )
 VLPET_METHODS = ("vl-pet-small", "vl-pet-middlex", "vl-pet-middley", "vl-pet-large")
+BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", "single_lora", "single_prompt")
 
 
 def _str2bool(v: str) -> bool:
@@ -95,32 +96,56 @@ def model_config_from_args(args: argparse.Namespace, explicit: set[str] | None =
 
 
 def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
-    """The PET method an official command line selects (VL-PET: model spec §1.2)."""
+    """The PET method an official command line selects (model spec §1.2, §1.4)."""
     check_supported(args)
     gates = [(kind, zero_flag) for flag, (kind, zero_flag) in GATE_FLAGS.items() if getattr(args, flag)]
     if len(gates) > 1:
         raise ValueError("choose at most one --use_encoder_adapter_gating_* flag")
-    if not args.use_encoder_adapter_down_multihead:
-        raise ValueError("no PET method selected: VL-PET needs --use_encoder_adapter_down_multihead "
-                         "(the published VL-PET scripts pass it)")
     gate, zero_flag = gates[0] if gates else ("none", None)
-    return PETConfig(
-        method="vl-pet", gate=gate, adapter_dim=args.adapter_down_dim,
-        num_heads=args.encoder_adapter_multihead_num_head, gate_dim=args.adapter_gating_down_dim,
+    common = dict(
+        gate=gate, adapter_dim=args.adapter_down_dim, num_heads=args.encoder_adapter_multihead_num_head,
+        gate_dim=args.adapter_gating_down_dim,
         scale=args.encoder_gating_scaling_factor if args.use_encoder_gating_scaling else 1.0,
         vpa_dim=args.decoder_enc_attn_value_parallel_adapter_down_dim,
         zero_init_adapter_up=args.use_encoder_multihead_up_zero_init,
         zero_init_gate=bool(zero_flag and getattr(args, zero_flag)),
         zero_init_vpa_up=args.use_decoder_enc_vpa_up_zero_init,
-        train_visual_embedding=not args.freeze_vis_emb,
+        train_visual_embedding=not args.freeze_vis_emb, reduction_factor=args.reduction_factor,
+        hypercomplex_division=args.hypercomplex_division, phm_init_range=args.phm_init_range,
+        lora_dim=args.lora_dim, lora_alpha=args.lora_alpha, prompt_len=max(args.encoder_prompt_len, 1),
+        prompt_mid_dim=args.mid_dim,
     )
+    return PETConfig(method=_method(args), **common)
 
 
-def method_preset(method: str, kind: str) -> PETConfig:
-    """A named method with the published hyper-parameters for the backbone kind ("bart" or "t5")."""
-    if method not in VLPET_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS}")
-    return PETConfig(method="vl-pet", gate=method.rsplit("-", 1)[1], **PUBLISHED_VLPET[kind])
+def _method(args: argparse.Namespace) -> str:
+    if args.use_compacter and (args.shared_phm_rule or args.factorized_phm):
+        raise ValueError("Compacter is implemented as published: --shared_phm_rule False --factorized_phm False")
+    chosen = [name for name, on in (
+        ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias),
+        ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
+        ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
+    ) if on]
+    if not chosen and args.use_adapter:
+        chosen = ["single_adapter"]
+    if len(chosen) != 1:
+        raise ValueError(f"the flags select {len(chosen)} PET methods ({', '.join(chosen) or 'none'}); "
+                         "pass the flags of exactly one published script")
+    return chosen[0]
+
+
+def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
+    """A named method with the published hyper-parameters for the backbone kind ("bart" or "t5").
+
+    ``gate`` applies the VL-PET gate to a baseline's encoder adapters (Table 9: single_adapter, single_compacter).
+    """
+    if method in VLPET_METHODS:
+        return PETConfig(method="vl-pet", gate=method.rsplit("-", 1)[1], **PUBLISHED_VLPET[kind])
+    if method not in BASELINES:
+        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS + BASELINES}")
+    if gate != "none" and method not in ("single_adapter", "single_compacter"):
+        raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
+    return PETConfig(method=method, gate=gate, gate_dim=PUBLISHED_VLPET[kind]["gate_dim"])
 
 
 # Official flag → PETConfig field, for overriding a method preset with the published flag names.

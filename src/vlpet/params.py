@@ -12,14 +12,17 @@ import json
 from .config import ModelConfig, PETConfig
 from .models.build import build_on_meta
 from .models.presets import PRESETS, resolve_preset
-from .param import PET_OVERRIDES, VLPET_METHODS, method_preset
+from .config import GATE_KINDS
+from .param import BASELINES, PET_OVERRIDES, VLPET_METHODS, method_preset
 from .pet.trainable import count_parameters, percentage_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="bart-base",
                         help=f"a preset ({', '.join(PRESETS)}) or its hub id (facebook/bart-base, t5-base)")
-    parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS)
+    parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES)
+    parser.add_argument("--vlpet_gate", default="none", choices=GATE_KINDS,
+                        help="Table 9: the VL-PET gate on single_adapter / single_compacter encoder adapters")
     parser.add_argument("--video", action="store_true", help="video-text inputs: 512-d CLIP-ViT features, 64 frames")
     for flag, field in PET_OVERRIDES.items():
         kind = float if field == "scale" else int
@@ -32,7 +35,7 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, PETConfig]:
     preset = resolve_preset(args.backbone)
     if preset is None:
         raise ValueError(f"unknown backbone {args.backbone!r} for counting; choose one of {sorted(PRESETS)}")
-    pet = method_preset(args.method, preset.kind)
+    pet = method_preset(args.method, preset.kind, args.vlpet_gate)
     overrides = {field: getattr(args, flag) for flag, field in PET_OVERRIDES.items() if getattr(args, flag) is not None}
     pet = PETConfig(**{**vars(pet), **overrides})
     feat_dim = args.feat_dim or (512 if args.video else 2048)

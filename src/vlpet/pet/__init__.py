@@ -2,6 +2,7 @@
 
 ``METHODS`` maps a method name to ``apply(model, cfg) -> list[str]``: it injects the method's modules into a
 VLModel in place, initialises them, sets the trainable set, and returns the names of the injected modules.
+Method names are the published script names.
 """
 
 from __future__ import annotations
@@ -9,10 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config import PETConfig
-from .vlpet import apply_vlpet
+from .adapters import apply_single_adapter, apply_single_compacter
+from .bitfit import apply_bitfit, apply_full_finetuning
+from .lora import apply_lora
+from .prompt import apply_prompt
+from .vl_pet import apply_vlpet
 
 METHODS: dict[str, Callable[..., list[str]]] = {
     "vl-pet": apply_vlpet,
+    "full_finetuning": apply_full_finetuning,
+    "bitfit": apply_bitfit,
+    "single_adapter": apply_single_adapter,
+    "single_compacter": apply_single_compacter,
+    "single_lora": apply_lora,
+    "single_prompt": apply_prompt,
 }
 
 

@@ -8,22 +8,28 @@ and for the divisibility check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 from transformers.activations import ACT2FN
 
 
 class Adapter(nn.Module):
-    """Down-projection, gelu_new, up-projection, plus the input (the adapter's own residual)."""
+    """Down-projection, gelu_new, up-projection, plus the input (the adapter's own residual).
 
-    def __init__(self, d_model: int, down_dim: int, num_heads: int = 1, residual: bool = True):
+    ``linear`` builds the two projections: ``nn.Linear`` (VL-PET, VL-Adapter) or a PHM layer (Compacter).
+    """
+
+    def __init__(self, d_model: int, down_dim: int, num_heads: int = 1, residual: bool = True,
+                 linear: Callable[[int, int], nn.Module] = nn.Linear):
         super().__init__()
         if down_dim % num_heads:
             raise ValueError(f"adapter down dim {down_dim} is not divisible by the number of heads {num_heads}")
         self.num_heads = num_heads
         self.residual = residual
-        self.down = nn.Linear(d_model, down_dim)
-        self.up = nn.Linear(down_dim, d_model)
+        self.down = linear(d_model, down_dim)
+        self.up = linear(down_dim, d_model)
         self.act = ACT2FN["gelu_new"]
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,5 +39,5 @@ class Adapter(nn.Module):
         return x + self.delta(x) if self.residual else self.delta(x)
 
     def zero_init_up(self) -> None:
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        for p in self.up.parameters():
+            nn.init.zeros_(p)

@@ -13,10 +13,11 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers.models.bart.modeling_bart import BartEncoderLayer
-from transformers.models.t5.modeling_t5 import T5LayerFF, T5LayerSelfAttention
+from transformers.models.bart.modeling_bart import BartDecoderLayer, BartEncoderLayer
+from transformers.models.t5.modeling_t5 import T5LayerCrossAttention, T5LayerFF, T5LayerSelfAttention
 
-SITES = ("attn", "ffn")
+ENCODER_SITES = ("attn", "ffn")
+DECODER_SITES = ("self", "cross", "ffn")
 
 
 class PETBartEncoderLayer(BartEncoderLayer):
@@ -40,12 +41,46 @@ class PETBartEncoderLayer(BartEncoderLayer):
         return out
 
 
+class PETBartDecoderLayer(BartDecoderLayer):
+    """Decoder layer with optional PET modules after self-attention, cross-attention and the FFN."""
+
+    self_pet: nn.Module | None
+    cross_pet: nn.Module | None
+    ffn_pet: nn.Module | None
+
+    def _sublayer(self, pet, x, x2, norm):
+        if pet is not None:
+            x2 = pet(x, x2)
+        return norm(x + F.dropout(x2, p=self.dropout, training=self.training))
+
+    def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
+                cache=None, use_cache=True, **kwargs):
+        x2, _ = self.self_attn(hidden_states, cache=cache, attention_mask=attention_mask, **kwargs)
+        h = self._sublayer(self.self_pet, hidden_states, x2, self.self_attn_layer_norm)
+        if encoder_hidden_states is not None:
+            x2, _ = self.encoder_attn(h, key_value_states=encoder_hidden_states,
+                                      attention_mask=encoder_attention_mask, cache=cache, **kwargs)
+            h = self._sublayer(self.cross_pet, h, x2, self.encoder_attn_layer_norm)
+        x2 = F.dropout(self.activation_fn(self.fc1(h)), p=self.activation_dropout, training=self.training)
+        return self._sublayer(self.ffn_pet, h, self.fc2(x2), self.final_layer_norm)
+
+
 class PETT5LayerSelfAttention(T5LayerSelfAttention):
     pet: nn.Module
 
     def forward(self, hidden_states, attention_mask=None, position_bias=None, cache=None, **kwargs):
         out, position_bias, weights = self.SelfAttention(
             self.layer_norm(hidden_states), mask=attention_mask, position_bias=position_bias, cache=cache, **kwargs)
+        return hidden_states + self.dropout(self.pet(hidden_states, out)), position_bias, weights
+
+
+class PETT5LayerCrossAttention(T5LayerCrossAttention):
+    pet: nn.Module
+
+    def forward(self, hidden_states, key_value_states, attention_mask=None, position_bias=None, cache=None, **kwargs):
+        out, position_bias, weights = self.EncDecAttention(
+            self.layer_norm(hidden_states), mask=attention_mask, key_value_states=key_value_states,
+            position_bias=position_bias, cache=cache, **kwargs)
         return hidden_states + self.dropout(self.pet(hidden_states, out)), position_bias, weights
 
 
@@ -57,26 +92,38 @@ class PETT5LayerFF(T5LayerFF):
         return hidden_states + self.dropout(self.pet(hidden_states, out))
 
 
-def inject_encoder(model, make: Callable[[str], nn.Module]) -> list[str]:
-    """Attach ``make(site)`` (site ∈ SITES) to both sublayers of every encoder layer of a VLModel.
+def inject_encoder(model, make: Callable[[str], nn.Module | None]) -> list[str]:
+    """Attach ``make(site)`` (site ∈ ENCODER_SITES; None leaves the sublayer stock) to every encoder layer."""
+    return _inject(model, model.lm.get_encoder(), make, ENCODER_SITES)
 
-    Returns the qualified names of the attached modules.
-    """
-    encoder = model.lm.get_encoder()
-    prefix = _qualname(model, encoder)
+
+def inject_decoder(model, make: Callable[[str], nn.Module | None]) -> list[str]:
+    """Attach ``make(site)`` (site ∈ DECODER_SITES; None leaves the sublayer stock) to every decoder layer."""
+    return _inject(model, model.lm.get_decoder(), make, DECODER_SITES)
+
+
+def _inject(model, stack, make, sites) -> list[str]:
+    """Swap each layer's class to its PET host and attach the modules; return the attached modules' names."""
+    prefix = _qualname(model, stack)
     names = []
     if model.kind == "bart":
-        for i, layer in enumerate(encoder.layers):
-            layer.__class__ = PETBartEncoderLayer
-            layer.attn_pet, layer.ffn_pet = make("attn"), make("ffn")
-            names += [f"{prefix}.layers.{i}.attn_pet", f"{prefix}.layers.{i}.ffn_pet"]
-    else:
-        for i, block in enumerate(encoder.block):
-            block.layer[0].__class__ = PETT5LayerSelfAttention
-            block.layer[-1].__class__ = PETT5LayerFF
-            block.layer[0].pet, block.layer[-1].pet = make("attn"), make("ffn")
-            n = len(block.layer) - 1
-            names += [f"{prefix}.block.{i}.layer.0.pet", f"{prefix}.block.{i}.layer.{n}.pet"]
+        host = PETBartEncoderLayer if sites == ENCODER_SITES else PETBartDecoderLayer
+        for i, layer in enumerate(stack.layers):
+            layer.__class__ = host
+            for site in sites:
+                setattr(layer, f"{site}_pet", make(site))
+                if getattr(layer, f"{site}_pet") is not None:
+                    names.append(f"{prefix}.layers.{i}.{site}_pet")
+        return names
+    t5_hosts = {"attn": PETT5LayerSelfAttention, "self": PETT5LayerSelfAttention,
+                "cross": PETT5LayerCrossAttention, "ffn": PETT5LayerFF}
+    for i, block in enumerate(stack.block):
+        for j, site in enumerate(sites):
+            pet = make(site)
+            if pet is not None:
+                block.layer[j].__class__ = t5_hosts[site]
+                block.layer[j].pet = pet
+                names.append(f"{prefix}.block.{i}.layer.{j}.pet")
     return names
 
 

@@ -7,6 +7,9 @@ Each of our parameters/buffers is mapped to the official key(s) holding it (mode
   encoder adapter up                 : ``…{attn,ff}_adapter_multihead_up``
   gate parameters                    : ``…encoder_{attn,ff}_adapter_gating_<gate.official_names[…]>``
   decoder VPA                        : ``…attn_value_parallel_adapter.adapters.<task>.{down,up}_sampler``
+  classic / Compacter adapters       : ``…{attn,ff,self_attn,enc_attn}_adapter.adapters.<task>.{down,up}_sampler``
+  LoRA                               : ``…{q,v}_proj.lora_{As,Bs}.<task>``
+  encoder prompt                     : ``…encoder.prompt_modules.prompts.<task>.prefix_embedding.…``
 Accepted extra official keys: ``module.`` prefixes, the tied copies of the shared embedding, and the other
 tasks' keys of a single (shared) adapter when they hold the same tensor. Anything missing, unexpected or
 mis-shaped is reported in one ``CheckpointError`` naming the keys.
@@ -21,11 +24,17 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .lora import LoRALinear
+from .prompt import EncoderPrompt
 from .sublayer import SublayerPET
 from .vpa import VPALinear
 
 _TIED = re.compile(r"(^|\.)(embed_tokens|obj_order_embedding)\.weight$|^lm_head\.weight$")
-_TASK_ADAPTER = re.compile(r"^(.*\.adapters\.)[^.]+(\..*)$")
+_TASK_ADAPTER = re.compile(r"^(.*\.(?:adapters|prompts|lora_As|lora_Bs)\.)[^.]+((?:\..*)?)$")
+# Our decoder/encoder site → the official AdapterController attribute.
+_CONTROLLER_SITES = {("encoder", "attn"): "attn_adapter", ("encoder", "ffn"): "ff_adapter",
+                     ("decoder", "self"): "self_attn_adapter", ("decoder", "cross"): "enc_attn_adapter",
+                     ("decoder", "ffn"): "ff_adapter"}
 
 
 class CheckpointError(ValueError):
@@ -36,21 +45,29 @@ def official_key_table(model: nn.Module) -> dict[str, list[str] | re.Pattern]:
     """Our key → the official keys (stacked along dim 0), or a pattern matching any task's copy."""
     table: dict[str, list[str] | re.Pattern] = {}
     owners = {name + (".vpa" if isinstance(m, VPALinear) else ""): m for name, m in model.named_modules()
-              if isinstance(m, (SublayerPET, VPALinear))}
-    vis_prefix = "model.encoder.visual_embedding." if model.kind == "bart" else "encoder.visual_embedding."
+              if isinstance(m, (SublayerPET, VPALinear, EncoderPrompt))}
+    encoder = "model.encoder." if model.kind == "bart" else "encoder."
     for key, _ in _named_tensors(model):
-        if key.startswith("visual_embedding."):
-            table[key] = [vis_prefix + key[len("visual_embedding."):]]
-            continue
         owner = next((n for n in owners if key.startswith(n + ".")), None)
-        official = _strip_lm(key)
-        if owner is None:
-            table[key] = [official]
+        leaf = key.rsplit(".", 1)[-1]
+        if key.startswith("visual_embedding."):
+            table[key] = [encoder + key]
+        elif owner is None and leaf in ("lora_A", "lora_B"):
+            table[key] = _task_pattern(_strip_lm(key[: -len(leaf) - 1]) + f".{leaf}s.", "")
+        elif owner is None:
+            table[key] = [_strip_lm(key)]
         elif isinstance(owners[owner], SublayerPET):
             table[key] = _sublayer_keys(owners[owner], _strip_lm(owner), key[len(owner) + 1:])
+        elif isinstance(owners[owner], EncoderPrompt):
+            table[key] = _task_pattern(encoder + "prompt_modules.prompts.", key[len(owner):])
         else:
             table[key] = _vpa_key(_strip_lm(owner), key[len(owner) + 1:])
     return table
+
+
+def _task_pattern(before: str, after: str) -> re.Pattern:
+    """Official keys of a module stored per task (``…<before><task><after>``): any task's copy."""
+    return re.compile(re.escape(before) + r"[^.]+" + re.escape(after))
 
 
 def _named_tensors(model: nn.Module):
@@ -69,6 +86,10 @@ def _sublayer_keys(pet: SublayerPET, owner: str, local: str) -> list[str]:
     base = owner.rsplit(".", 1)[0]
     site = "ff" if pet.site == "ffn" else "attn"
     part, rest = local.split(".", 1)
+    if part == "adapter" and pet.naming == "controller":
+        proj, leaf = rest.split(".", 1)
+        stack = "decoder" if ".decoder." in f".{owner}." else "encoder"
+        return _task_pattern(f"{base}.{_CONTROLLER_SITES[stack, pet.site]}.adapters.", f".{proj}_sampler.{leaf}")
     if part == "adapter":
         proj, leaf = rest.split(".", 1)
         if proj == "down":
@@ -85,8 +106,7 @@ def _sublayer_keys(pet: SublayerPET, owner: str, local: str) -> list[str]:
 def _vpa_key(owner: str, local: str) -> re.Pattern:
     base = owner.rsplit(".", 2)[0]  # owner is "<attention>.<v_proj|v>.vpa"
     proj, leaf = local.split(".", 1)
-    return re.compile(re.escape(f"{base}.attn_value_parallel_adapter.adapters.") + r"[^.]+"
-                      + re.escape(f".{proj}_sampler.{leaf}"))
+    return _task_pattern(f"{base}.attn_value_parallel_adapter.adapters.", f".{proj}_sampler.{leaf}")
 
 
 def load_official_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:

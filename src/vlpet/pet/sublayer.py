@@ -14,9 +14,13 @@ from .gates import Gate
 
 
 class SublayerPET(nn.Module):
-    def __init__(self, adapter: nn.Module | None, gate: Gate, scale: float = 1.0, site: str = "attn"):
+    def __init__(self, adapter: nn.Module | None, gate: Gate, scale: float = 1.0, site: str = "attn",
+                 naming: str = "vl-pet"):
         super().__init__()
-        self.site = site  # "attn" or "ffn": which encoder sublayer this module sits on
+        self.site = site  # encoder "attn" / "ffn", decoder "self" / "cross" / "ffn"
+        # Official checkpoint naming of the adapter: "vl-pet" (multi-head names) or "controller"
+        # (VL-Adapter's AdapterController: ``<site>_adapter.adapters.<task>.{down,up}_sampler``).
+        self.naming = naming
         self.adapter = adapter
         self.gate = gate
         self.scale = scale

@@ -1,0 +1,92 @@
+"""Baselines and Table 9 (issue: baselines): Params %, LoRA against peft, and a few real training steps each."""
+
+import json
+
+import pytest
+import torch
+
+from vlpet.__main__ import main
+from vlpet.config import ModelConfig, PETConfig
+from vlpet.models.build import build_model
+
+PARAMS = [  # method, gate, extra, printed % (paper Table 2 / Table 9; VL-Adapter paper for video)
+    ("full_finetuning", "none", [], "100.00"), ("bitfit", "none", [], "1.21"), ("single_prompt", "none", [], "2.00"),
+    ("single_lora", "none", [], "5.93"), ("single_compacter", "none", [], "2.70"),
+    ("single_adapter", "none", [], "4.18"), ("single_adapter", "none", ["--video"], "3.39"),
+    ("single_compacter", "small", [], "2.08"), ("single_compacter", "middlex", [], "2.07"),
+    ("single_compacter", "middley", [], "2.07"), ("single_compacter", "large", [], "3.28"),
+    ("single_adapter", "small", [], "2.98"), ("single_adapter", "middlex", [], "2.98"),
+    ("single_adapter", "middley", [], "2.98"), ("single_adapter", "large", [], "4.16"),
+]
+
+
+@pytest.mark.parametrize("method,gate,extra,pct", PARAMS)
+def test_params_percent(capsys, method, gate, extra, pct):
+    assert main(["params", "--method", method, "--vlpet_gate", gate, *extra]) == 0
+    assert capsys.readouterr().out.startswith(f"Trainable param percentage: {pct}%")
+
+
+def test_gate_on_a_method_without_adapters_is_rejected(capsys):
+    assert main(["params", "--method", "bitfit", "--vlpet_gate", "large"]) == 2
+    assert "Table 9" in capsys.readouterr().err
+
+
+def test_lora_matches_peft():
+    """Same weights in our LoRA and peft's: same outputs and same LoRA gradients."""
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    ours = build_model(ModelConfig(backbone="tiny-bart", feat_dim=16), PETConfig(method="single_lora", lora_dim=4,
+                                                                                   lora_alpha=8, lora_dropout=0.0))
+    torch.manual_seed(0)
+    base = build_model(ModelConfig(backbone="tiny-bart", feat_dim=16), None)
+    base.load_state_dict({k: v for k, v in ours.state_dict().items() if ".lora_" not in k})
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], bias="none")
+    oracle = peft.inject_adapter_in_model(cfg, base)
+    with torch.no_grad():  # non-zero B so the LoRA path matters
+        for name, module in ours.named_modules():
+            if hasattr(module, "lora_A"):
+                module.lora_B.normal_()
+                target = oracle.get_submodule(name)
+                target.lora_A["default"].weight.copy_(module.lora_A)
+                target.lora_B["default"].weight.copy_(module.lora_B)
+    g = torch.Generator().manual_seed(1)
+    ids, feats = torch.randint(4, 900, (2, 6), generator=g), torch.randn(2, 49, 16, generator=g)
+    boxes, labels = torch.zeros(2, 49, 4), torch.randint(4, 900, (2, 4), generator=g)
+    outs = [m.eval()(ids, feats, boxes, labels=labels).logits for m in (ours, oracle)]
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=0)
+    for out in outs:
+        out.square().mean().backward()
+    for name, module in ours.named_modules():
+        if hasattr(module, "lora_A"):
+            ref = oracle.get_submodule(name).lora_B["default"].weight.grad
+            torch.testing.assert_close(module.lora_B.grad, ref, atol=1e-6, rtol=1e-4)
+
+
+METHODS = [("full_finetuning", "none"), ("bitfit", "none"), ("single_adapter", "none"),
+           ("single_compacter", "none"), ("single_lora", "none"), ("single_prompt", "none"),
+           ("single_adapter", "large"), ("single_compacter", "small")]
+
+
+@pytest.mark.parametrize("method,gate", METHODS)
+def test_each_method_trains_only_its_parameters(method, gate):
+    """A few AdamW steps on a fixed batch: the loss falls and only the trainable set moves."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="tiny-bart", feat_dim=16),
+                        PETConfig(method=method, gate=gate, lora_dim=4, prompt_len=3, prompt_mid_dim=16))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    g = torch.Generator().manual_seed(2)
+    ids, feats = torch.randint(4, 900, (4, 6), generator=g), torch.randn(4, 49, 16, generator=g)
+    boxes, labels = torch.zeros(4, 49, 4), torch.randint(4, 900, (4, 3), generator=g)
+    from vlpet.losses import token_mean_loss
+
+    losses = []
+    for _ in range(8):
+        opt.zero_grad()
+        loss = token_mean_loss(model(ids, feats, boxes, labels=labels).logits, labels)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) != p.requires_grad or "k_proj.bias" in n, n
