@@ -11,7 +11,7 @@ from vlpet.models.build import build_model
 
 PARAMS = [  # method, gate, extra, printed % (paper Table 2 / Table 9; VL-Adapter paper for video)
     ("full_finetuning", "none", [], "100.00"), ("bitfit", "none", [], "1.21"), ("single_prompt", "none", [], "2.00"),
-    ("single_lora", "none", [], "5.93"), ("single_compacter", "none", [], "2.70"),
+    ("single_lora", "none", [], "5.93"), ("single_compacter", "none", [], "2.70"), ("hyperformer", "none", [], "5.79"),
     ("single_adapter", "none", [], "4.18"), ("single_adapter", "none", ["--video"], "3.39"),
     ("single_compacter", "small", [], "2.08"), ("single_compacter", "middlex", [], "2.07"),
     ("single_compacter", "middley", [], "2.07"), ("single_compacter", "large", [], "3.28"),
@@ -64,7 +64,7 @@ def test_lora_matches_peft():
 
 METHODS = [("full_finetuning", "none"), ("bitfit", "none"), ("single_adapter", "none"),
            ("single_compacter", "none"), ("single_lora", "none"), ("single_prompt", "none"),
-           ("single_adapter", "large"), ("single_compacter", "small")]
+           ("hyperformer", "none"), ("single_adapter", "large"), ("single_compacter", "small")]
 
 
 @pytest.mark.parametrize("method,gate", METHODS)
@@ -83,10 +83,18 @@ def test_each_method_trains_only_its_parameters(method, gate):
     losses = []
     for _ in range(8):
         opt.zero_grad()
-        loss = token_mean_loss(model(ids, feats, boxes, labels=labels).logits, labels)
+        loss = token_mean_loss(model(ids, feats, boxes, labels=labels, task="vqa").logits, labels)
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     for n, p in model.named_parameters():
-        assert torch.equal(p, before[n]) != p.requires_grad or "k_proj.bias" in n, n
+        unused = "k_proj.bias" in n or ("task_embeddings." in n and not n.endswith(".vqa"))  # no gradient reaches them
+        assert torch.equal(p, before[n]) != p.requires_grad or unused, n
+
+
+def test_hyperformer_needs_the_task():
+    model = build_model(ModelConfig(backbone="tiny-bart", feat_dim=16), PETConfig(method="hyperformer"))
+    with pytest.raises(ValueError, match="task"):
+        model(torch.ones(1, 3, dtype=torch.long), torch.zeros(1, 49, 16), torch.zeros(1, 49, 4),
+              labels=torch.ones(1, 2, dtype=torch.long))

@@ -38,7 +38,7 @@ def test_t5_small_zero_init_flags():
     assert not pet.zero_init_vpa_up and model_cfg.feat_dim == 512
 
 
-@pytest.mark.parametrize("argv,match", [(["--use_hyperformer"], "not implemented"),
+@pytest.mark.parametrize("argv,match", [(["--use_lradapter"], "not implemented"),
                                         (["--use_encoder_adapter_gating_add"], "not implemented"),
                                         (["--use_lora"], "select 2 PET methods")])
 def test_unsupported_options_are_named(argv, match):
@@ -48,6 +48,7 @@ def test_unsupported_options_are_named(argv, match):
 
 @pytest.mark.parametrize("argv,method", [
     ("--unfreeze_language_model", "full_finetuning"), ("--unfreeze_bias", "bitfit"),
+    ("--use_hyperformer --unique_hyper_net --unfreeze_layer_norms --projected_task_embedding_dim 8", "hyperformer"),
     ("--use_lora --lora_dim 128 --use_single_lora", "single_lora"),
     ("--encoder_prompt_len 40 --mid_dim 800 --use_single_prompt", "single_prompt"),
     ("--use_adapter --use_single_adapter --reduction_factor 8 --unfreeze_layer_norms", "single_adapter"),

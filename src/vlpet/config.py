@@ -65,6 +65,9 @@ class PETConfig:
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA input"})
     prompt_len: int = field(default=40, metadata={"help": "encoder prompt length"})
     prompt_mid_dim: int = field(default=800, metadata={"help": "prompt reparameterisation MLP width"})
+    projected_task_embedding_dim: int = field(default=8, metadata={"help": "HyperFormer hypernetwork input size"})
+    tasks: tuple[str, ...] = field(default=("vqa", "gqa", "nlvr", "caption"),
+                                   metadata={"help": "tasks with their own HyperFormer task embedding"})
 
     def __post_init__(self):
         self.gate = self.gate.lower()
@@ -74,6 +77,7 @@ class PETConfig:
                   "hypercomplex_division", "lora_dim", "prompt_len", "prompt_mid_dim")
         if self.adapter_dim % self.num_heads:
             raise ValueError(f"adapter_dim {self.adapter_dim} must be divisible by num_heads {self.num_heads}")
+        self.tasks = tuple(self.tasks)
         if self.init not in ("auto", "bart", "torch"):
             raise ValueError(f"init must be auto, bart or torch, got {self.init!r}")
 

@@ -1,7 +1,7 @@
 """The official ``src/param.py`` flags (HenryHZY/VL-PET @7430cad): name, type, default, meaning.
 
 Data, not logic: ``vlpet.param`` builds its parser from this table so that every published command line
-parses. Types: flag (store_true), bool (the official str2bool), int, float, str."""
+parses (all 239; the spec table lists 237). Types: flag (store_true), bool (the official str2bool), int, float, str."""
 
 # fmt: off
 OFFICIAL_FLAGS: tuple[tuple[str, str, object, str], ...] = (
@@ -74,6 +74,8 @@ OFFICIAL_FLAGS: tuple[tuple[str, str, object, str], ...] = (
     ('--use_single_adapter', 'flag', False, 'one adapter set shared by all tasks (else per task)'),
     ('--efficient_unique_hyper_net', 'flag', False, 'hyperformer variant'),
     ('--unique_hyper_net', 'flag', False, 'hyperformer: one hypernet for all layers'),
+    ('--projected_task_embedding_dim', 'int', -1, 'hyperformer hypernetwork input size; -1: the config default (8)'),
+    ('--use_adam_for_visual', 'flag', False, 'separate visual optimizer: Adam instead of SGD (raw-image mode)'),
     ('--unfreeze_vis_encoder', 'flag', False, 'train CLIP encoder (raw mode)'),
     ('--unfreeze_vis_last_layer', 'flag', False, 'train CLIP layer4 (raw mode)'),
     ('--unfreeze_batch_norms', 'flag', False, 'train BatchNorm params'),

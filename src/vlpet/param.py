@@ -24,7 +24,7 @@ GATE_FLAGS = {
 FEATURE_DIMS = {"butd": 2048, "RN50": 2048, "RN101": 2048, "RN50x4": 2560, "ViT": 512}
 # Method switches of the official code that this implementation does not (yet) provide.
 UNSUPPORTED = (
-    "use_hyperformer", "use_lradapter", "use_attn_prefix", "shared_phm_rule_over_tasks", "factorized_phm_rule",
+    "use_lradapter", "efficient_unique_hyper_net", "use_attn_prefix", "shared_phm_rule_over_tasks", "factorized_phm_rule",
     "use_encoder_adapter_gating_large_x", "use_encoder_gating_large_x_lowrank", "use_encoder_adapter_gating_add",
     "use_encoder_adapter_gating_layernorm", "use_encoder_adapter_gating_l2norm", "use_encoder_adapter_up_multihead",
     "use_encoder_adapter_down_up_multihead", "use_encoder_adapter_down_up_pair_multihead", "no_vis",
@@ -33,7 +33,8 @@ UNSUPPORTED = (
     "use_store_gate_large", "classifier", "fp16",
 )
 VLPET_METHODS = ("vl-pet-small", "vl-pet-middlex", "vl-pet-middley", "vl-pet-large")
-BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", "single_lora", "single_prompt")
+BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", "single_lora", "single_prompt",
+             "hyperformer")
 
 
 def _str2bool(v: str) -> bool:
@@ -113,7 +114,9 @@ def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
         train_visual_embedding=not args.freeze_vis_emb, reduction_factor=args.reduction_factor,
         hypercomplex_division=args.hypercomplex_division, phm_init_range=args.phm_init_range,
         lora_dim=args.lora_dim, lora_alpha=args.lora_alpha, prompt_len=max(args.encoder_prompt_len, 1),
-        prompt_mid_dim=args.mid_dim,
+        prompt_mid_dim=args.mid_dim, tasks=tuple(t for t in args.tasks.split(",") if t) or PETConfig.tasks,
+        projected_task_embedding_dim=args.projected_task_embedding_dim if args.projected_task_embedding_dim > 0
+        else 8,
     )
     return PETConfig(method=_method(args), **common)
 
@@ -125,6 +128,7 @@ def _method(args: argparse.Namespace) -> str:
         ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias),
         ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
         ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
+        ("hyperformer", args.use_hyperformer),
     ) if on]
     if not chosen and args.use_adapter:
         chosen = ["single_adapter"]

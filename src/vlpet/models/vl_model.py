@@ -46,6 +46,9 @@ class VLModel(nn.Module):
         # Hook point for methods that prepend learned encoder tokens (prompt tuning): a module called as
         # prefix(batch_size, task) -> (B, P, d), inserted before the text (after BART's positions).
         self.encoder_prefix: nn.Module | None = None
+        # The task of the batch being processed, set by encode/forward/generate; task-conditioned PET modules
+        # (HyperFormer) read it.
+        self.current_task: str | None = None
 
     @property
     def config(self):
@@ -59,6 +62,7 @@ class VLModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
                attention_mask: torch.Tensor | None = None, task: str | None = None):
         """Return (encoder hidden states (B, P+L+V, d), the concatenated mask (B, P+L+V))."""
+        self.current_task = task
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id).long()
         feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
@@ -107,7 +111,7 @@ class VLModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
                 labels: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, task: str | None = None) -> VLOutput:
-        hidden, mask = self.encode(input_ids, vis_feats, boxes, attention_mask, task)
+        hidden, mask = self.encode(input_ids, vis_feats, boxes, attention_mask, task)  # sets current_task
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("forward needs labels or decoder_input_ids")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..config import PETConfig
 from .adapters import apply_single_adapter, apply_single_compacter
 from .bitfit import apply_bitfit, apply_full_finetuning
+from .hyperformer import apply_hyperformer
 from .lora import apply_lora
 from .prompt import apply_prompt
 from .vl_pet import apply_vlpet
@@ -24,6 +25,7 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "single_compacter": apply_single_compacter,
     "single_lora": apply_lora,
     "single_prompt": apply_prompt,
+    "hyperformer": apply_hyperformer,
 }
 
 

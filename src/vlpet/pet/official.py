@@ -29,7 +29,8 @@ from .prompt import EncoderPrompt
 from .sublayer import SublayerPET
 from .vpa import VPALinear
 
-_TIED = re.compile(r"(^|\.)(embed_tokens|obj_order_embedding)\.weight$|^lm_head\.weight$")
+_TIED = re.compile(r"(^|\.)(embed_tokens|obj_order_embedding)\.weight$|^lm_head\.weight$"
+                   r"|(^|\.)(encoder|decoder)\.task_embed\.task_to_embeddings\.")
 _TASK_ADAPTER = re.compile(r"^(.*\.(?:adapters|prompts|lora_As|lora_Bs)\.)[^.]+((?:\..*)?)$")
 # Our decoder/encoder site → the official AdapterController attribute.
 _CONTROLLER_SITES = {("encoder", "attn"): "attn_adapter", ("encoder", "ffn"): "ff_adapter",
@@ -52,6 +53,8 @@ def official_key_table(model: nn.Module) -> dict[str, list[str] | re.Pattern]:
         leaf = key.rsplit(".", 1)[-1]
         if key.startswith("visual_embedding."):
             table[key] = [encoder + key]
+        elif key.startswith("hyperformer."):
+            table[key] = [_hyperformer_key(key, encoder[: -len("encoder.")])]
         elif owner is None and leaf in ("lora_A", "lora_B"):
             table[key] = _task_pattern(_strip_lm(key[: -len(leaf) - 1]) + f".{leaf}s.", "")
         elif owner is None:
@@ -63,6 +66,13 @@ def official_key_table(model: nn.Module) -> dict[str, list[str] | re.Pattern]:
         else:
             table[key] = _vpa_key(_strip_lm(owner), key[len(owner) + 1:])
     return table
+
+
+def _hyperformer_key(key: str, model_prefix: str) -> str:
+    _, part, rest = key.split(".", 2)
+    if part == "task_embeddings":
+        return f"{model_prefix}shared_task_embed.task_to_embeddings.{rest}"
+    return f"{model_prefix}{part}.adapter_layers_hyper_net.{rest}"
 
 
 def _task_pattern(before: str, after: str) -> re.Pattern:
