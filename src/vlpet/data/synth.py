@@ -9,7 +9,8 @@ colour and shape patterns to its cell, over small non-negative noise (like post-
 * captions name the objects in reading order ("a red circle and a blue square").
 
 All are functions of the features a small model can learn. Usage:
-``python -m vlpet.data.synth --root DIR [--n-train N --n-val N --n-test N --seed S --feat-dim F]``.
+``python -m vlpet.data.synth --root DIR [--n-train N --n-val N --n-test N --seed S --feat-dim F]``;
+``--video`` also writes the video tree (``--video only``: just the video tree; see ``video_synth``).
 """
 
 from __future__ import annotations
@@ -302,6 +303,15 @@ def write_synthetic(root: str | Path, n_train: int = DEFAULTS["n_train"], n_val:
     return {folder: len(list((root / folder).glob("clip_features/*/*.h5"))) for folder in ("COCO", "VG", "GQA", "nlvr")}
 
 
+def write_synthetic_video(root: str | Path, n_train: int = 64, n_val: int = 16, n_test: int = 16, seed: int = 0,
+                          feat_dim: int = 512) -> dict[str, int]:
+    """Write the synthetic video tree (TVQA, How2QA, TVC, YC2C in the VALUE layout) under ``<root>/video``; returns
+    the number of npz files per source folder (tv, how2, yc2). See ``video_synth`` for what the videos show."""
+    from .video_synth import write_video_tree
+
+    return write_video_tree(root, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, feat_dim=feat_dim)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the synthetic tree and print one JSON line with the h5 counts."""
     parser = argparse.ArgumentParser(prog="python -m vlpet.data.synth", description=__doc__.split("\n")[0])
@@ -311,9 +321,16 @@ def main(argv: list[str] | None = None) -> int:
                             help=f"images per task in the {name[2:]} split (default {DEFAULTS[name]})")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--feat-dim", type=int, default=DEFAULTS["feat_dim"], help="feature size (RN101: 2048)")
+    parser.add_argument("--video", choices=("no", "also", "only"), nargs="?", const="also", default="no",
+                        help="also write the video tree (datasets/video, 512-d features; --feat-dim applies to the "
+                             "images), or with 'only' write just the video tree")
     args = parser.parse_args(argv)
-    counts = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim)
-    print(json.dumps({"root": str(args.root), "h5_files": counts}))
+    result = {"root": str(args.root)}
+    if args.video != "only":
+        result["h5_files"] = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim)
+    if args.video != "no":
+        result["npz_files"] = write_synthetic_video(args.root, args.n_train, args.n_val, args.n_test, args.seed)
+    print(json.dumps(result))
     return 0
 
 
