@@ -1,0 +1,57 @@
+"""Smoke test of bench/train_step.py and bench/generate.py: tiny backbones, one JSON line with the documented keys.
+
+No timing assertions. Each script runs as a subprocess without the glibc allocator variables in its environment,
+so the self re-exec that sets them is exercised too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--feat-dim", "32", "--steps", "1", "--warmup", "1", "--batch", "2", "--threads", "1", "--device", "cpu"]
+COMMON_KEYS = {
+    "bench", "backbone", "method", "device", "device_name", "dtype", "batch", "text_len", "vis_tokens", "target_len",
+    "threads", "steps", "warmup", "samples_per_s", "peak_rss_mb", "cuda_peak_alloc_mb", "trainable_params",
+    "total_params", "malloc_env", "torch",
+}
+
+
+def run_bench(script: str, *args: str) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "VLPET_BENCH_REEXEC")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, *TINY], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stdout
+    return json.loads(lines[0])
+
+
+def check_common(out: dict, bench: str, backbone: str, method: str) -> None:
+    assert COMMON_KEYS | {f"{bench}_s_median", f"{bench}_s_min", f"{bench}_s_max"} <= set(out)
+    assert out["bench"] == bench and out["backbone"] == backbone and out["method"] == method
+    assert out["device"] == "cpu" and out["cuda_peak_alloc_mb"] is None
+    assert out["batch"] == 2 and out["text_len"] == 20 and out["vis_tokens"] == 36 and out["target_len"] == 20
+    assert out[f"{bench}_s_median"] > 0 and out["samples_per_s"] > 0 and out["peak_rss_mb"] > 0
+    assert 0 < out["trainable_params"] < out["total_params"]
+    assert out["malloc_env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
+
+def test_train_step_tiny_bart():
+    out = run_bench("train_step.py", "--backbone", "tiny-bart", "--method", "vl-pet-large", "--bf16")
+    check_common(out, "step", "tiny-bart", "vl-pet-large")
+    assert out["dtype"] == "bf16-autocast"
+    assert math.isfinite(out["loss"]) and out["loss"] > 0
+
+
+def test_generate_tiny_t5():
+    out = run_bench("generate.py", "--backbone", "tiny-t5", "--method", "vl-pet-small")
+    check_common(out, "generate", "tiny-t5", "vl-pet-small")
+    assert out["dtype"] == "fp32" and out["num_beams"] == 5 and out["max_length"] == 20
+    assert 1 < out["out_len"] <= 20
