@@ -141,3 +141,23 @@ def test_config_round_trip_and_validation():
         PETConfig(gate="huge")
     with pytest.raises(ValueError, match="unknown PETConfig field"):
         from_dict(PETConfig, {"gate": "small", "rank": 3})
+
+
+@pytest.mark.parametrize("preset", ["tiny-bart", "tiny-t5"])
+def test_pretrained_weights_from_a_local_directory(tmp_path, preset):
+    """``pretrained=True`` loads the backbone with from_pretrained (here from a local directory, as offline users do)."""
+    from vlpet.models.presets import build_lm
+
+    lm, _, _ = build_lm(preset, pretrained=False)
+    lm.save_pretrained(tmp_path)
+    model = build_model(ModelConfig(backbone=str(tmp_path), pretrained=True, feat_dim=F, vocab_size=1200),
+                        PETConfig(gate="small", adapter_dim=16, gate_dim=16, vpa_dim=16))
+    ref = lm.get_input_embeddings().weight
+    got = model.token_embedding.weight
+    assert got.shape[0] == 1200 and torch.equal(got[: ref.shape[0]], ref)
+    assert model.kind == preset.split("-")[1]
+
+
+def test_unknown_backbone_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown backbone preset"):
+        build_model(ModelConfig(backbone="gpt-tiny"), None)
