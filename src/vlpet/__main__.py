@@ -1,4 +1,4 @@
-"""``python -m vlpet <command>``: params (Params %), evaluate (re-score a predictions file)."""
+"""``python -m vlpet <command>``: params (Params %), evaluate (re-score a predictions file), demo (offline run)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def _build_parser() -> argparse.ArgumentParser:
         e = sub.add_parser("evaluate", help="score a predictions file with the official metrics", allow_abbrev=False)
         evaluate.add_arguments(e)
         e.set_defaults(run=evaluate.run)
+    from . import demo
+    d = sub.add_parser("demo", help="offline demo: synthetic data, tiny BART + VL-PET-large, train/validate/test on CPU",
+                       allow_abbrev=False)
+    demo.add_arguments(d)
+    d.set_defaults(run=demo.run)
     return parser
 
 
