@@ -1,4 +1,10 @@
-"""``python -m vlpet <command>``: params (Params %), evaluate (re-score a predictions file), demo (offline run)."""
+"""``python -m vlpet <command>``:
+
+  train     the multi-task trainer, with the published flag names (``python -m vlpet train --help``)
+  demo      the offline demo: synthetic data, tiny BART + VL-PET-large, train / validate / test on CPU
+  params    trainable / total parameters of a method (no weights allocated)
+  evaluate  re-score a predictions file with the official metrics
+"""
 
 from __future__ import annotations
 
@@ -7,31 +13,27 @@ import sys
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import params
+    from . import demo, evaluate, params
 
-    parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("params", help="trainable / total parameters of a method (no weights allocated)",
-                       allow_abbrev=False)
-    params.add_arguments(p)
-    p.set_defaults(run=params.run)
-    try:
-        from . import evaluate
-    except ImportError:  # the evaluator is optional at this stage
-        evaluate = None
-    if evaluate is not None and hasattr(evaluate, "add_arguments"):
-        e = sub.add_parser("evaluate", help="score a predictions file with the official metrics", allow_abbrev=False)
-        evaluate.add_arguments(e)
-        e.set_defaults(run=evaluate.run)
-    from . import demo
-    d = sub.add_parser("demo", help="offline demo: synthetic data, tiny BART + VL-PET-large, train/validate/test on CPU",
-                       allow_abbrev=False)
-    demo.add_arguments(d)
-    d.set_defaults(run=demo.run)
+    sub.add_parser("train", help="the multi-task trainer (see python -m vlpet train --help)", add_help=False)
+    for name, module, text in (("demo", demo, "offline demo on synthetic data"),
+                               ("params", params, "trainable / total parameters of a method"),
+                               ("evaluate", evaluate, "score a predictions file with the official metrics")):
+        p = sub.add_parser(name, help=text, allow_abbrev=False)
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # the trainer has its own parser with every official flag
+        from .train.main import main as train_main
+
+        return train_main(argv[1:])
     args = _build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -79,6 +79,14 @@ def vqa_raw_answers(dataset) -> dict:
     return answers
 
 
+def nlvr_decoder_start(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """The official NLVR2 decoder input: BART ``[</s>, <s>]`` (answer read at position 1), T5 ``[<pad>]`` (position 0)."""
+    ids = [model.config.decoder_start_token_id]
+    if model.kind == "bart":
+        ids.append(model.config.bos_token_id)
+    return torch.tensor(ids, device=input_ids.device).expand(len(input_ids), len(ids))
+
+
 @torch.no_grad()
 def predict(model, loader, tokenizer, show: bool = False) -> dict:
     """Predictions of one task's loader: id -> answer text (VQA, GQA), identifier -> 0/1 (NLVR2),
@@ -90,9 +98,9 @@ def predict(model, loader, tokenizer, show: bool = False) -> dict:
     for batch in tqdm(loader, desc=f"eval {task}", disable=not show, leave=False, dynamic_ncols=True):
         inputs = (batch["input_ids"], batch["vis_feats"], batch["boxes"])
         if task == "nlvr":
-            start = torch.tensor([model.config.decoder_start_token_id, model.config.bos_token_id])
-            logits = model(*inputs, decoder_input_ids=start.expand(len(batch["input_ids"]), 2), task=task).logits
-            labels = (logits[:, 1, true_id] > logits[:, 1, false_id]).long().tolist()
+            logits = model(*inputs, decoder_input_ids=nlvr_decoder_start(model, batch["input_ids"]), task=task)
+            logits = logits.logits[:, -1]
+            labels = (logits[:, true_id] > logits[:, false_id]).long().tolist()
             preds.update(zip(batch["identifiers"], labels))
             continue
         texts = _decode(tokenizer, model.generate(*inputs, task=task, **GENERATION[task]))

@@ -1,0 +1,19 @@
+# Shared by the launchers: torchrun + `python -m vlpet train` from the repo root.
+# NPROC=<n> overrides the number of processes (default: the script's, 1 as published); extra flags given after a
+# script's positional arguments are passed on (e.g. --datasets_root /data --resume --bf16).
+export TOKENIZERS_PARALLELISM=true
+export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-68719476736}
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+launch() {  # launch PORT NPROC FLAG...
+    local port=$1 nproc=$2
+    shift 2
+    torchrun --nproc_per_node="${NPROC:-$nproc}" --master_port="$port" -m vlpet train "$@"
+}
+
+image_common() {  # image_common BACKBONE BATCH OUTPUT NAME LR EPOCHS
+    echo --optim adamw --warmup_ratio 0.1 --clip_grad_norm 5 --lr "$5" --epochs "$6" --num_workers 4 \
+        --backbone "$1" --output "$3" --num_beams 5 --batch_size "$2" --valid_batch_size "$2" \
+        --tasks vqa,gqa,nlvr,caption --feature RN101 --n_boxes 36 --downsample --image_size "(224,224)" \
+        --run_name "$4"
+}

@@ -1,0 +1,236 @@
+"""``python -m vlpet train``: the multi-task trainer (pipeline spec §4) with the published flag names.
+
+train → validate every epoch → test the last epoch → ``snap/<VLBart|VLT5>_multitask/<run name>/`` with ``log.txt``,
+``metrics.jsonl``, ``config.json``, TensorBoard events (when tensorboard is installed) and checkpoints holding only
+what was trained. ``--resume`` continues from the latest epoch checkpoint; torchrun gives DDP (gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import to_dict
+from ..data.layout import DataError, DataLayout
+from ..data.multitask import MultitaskLoader, build_datasets, build_loaders, task_prompts
+from ..data.tokenizer import load_tokenizer
+from ..models.build import build_model
+from ..param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
+from ..pet.official import CheckpointError
+from ..pet.trainable import count_parameters, percentage_line
+from .checkpoint import defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
+from .distributed import Dist, barrier, init_distributed, shutdown
+from .loop import NonFiniteLossError, evaluate, train_epoch
+from .optim import HFAdamW, linear_warmup_schedule, param_groups
+
+IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Our own flags, next to the official ones (which ``build_parser`` adds)."""
+    ours = parser.add_argument_group("vlpet trainer")
+    ours.add_argument("--datasets_root", default=None, help="data root (default: ./datasets, then ../datasets)")
+    ours.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
+    ours.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 is the faithful default)")
+    ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
+    ours.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
+    ours.add_argument("--fix_gqa_prompt", action="store_true", help='use "gqa: " instead of the official "gpa: "')
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = build_parser("python -m vlpet train", __doc__)
+    add_arguments(parser)
+    return parser
+
+
+def run_dir_for(args, kind: str) -> Path:
+    if args.output and args.output != "snap/test":
+        return Path(args.output)
+    name = args.run_name or time.strftime("%Y%m%d-%H%M%S")
+    return Path("snap") / f"{'VLBart' if kind == 'bart' else 'VLT5'}_multitask" / name
+
+
+class RunLog:
+    """Human log + metrics.jsonl (+ TensorBoard, + wandb when asked) on the main process."""
+
+    def __init__(self, run_dir: Path, enabled: bool, use_wandb: bool, config: dict):
+        self.dir, self.enabled = run_dir, enabled
+        self.tb = self.wandb = None
+        if not enabled:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(ImportError):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        if use_wandb:
+            import wandb
+
+            self.wandb = wandb.init(project="vl-pet", name=run_dir.name, dir=str(run_dir), config=config)
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            print(text, flush=True)
+            with open(self.dir / "log.txt", "a") as f:
+                f.write(text + "\n")
+
+    def metrics(self, record: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        flat = {f"{k}/{t}": v for k, sub in record.items() if isinstance(sub, dict) for t, v in sub.items()}
+        flat.update({k: v for k, v in record.items() if isinstance(v, (int, float))})
+        if self.tb is not None:
+            for key, value in flat.items():
+                self.tb.add_scalar(key, value, step)
+            self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(flat, step=step)
+
+
+class DeviceLoader:
+    """Moves every tensor of a batch to ``device``; keeps ``len`` and ``set_epoch``."""
+
+    def __init__(self, loader, device: torch.device):
+        self.loader, self.device = loader, device
+        self.dataset = getattr(loader, "dataset", None)  # evaluation reads the references from it
+
+    def __len__(self):
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_data(args, tokenizer, main: bool):
+    tasks = [t for t in args.tasks.split(",") if t] or list(IMAGE_TASKS)
+    unknown = [t for t in tasks if t not in IMAGE_TASKS]
+    if unknown:
+        raise ValueError(f"--tasks {','.join(unknown)}: the trainer runs the image-text tasks {IMAGE_TASKS}; "
+                         "the video-text trainer is not wired yet")
+    layout = DataLayout(args.datasets_root)
+    prompts = task_prompts(args.use_tasks_prompts, args.fix_gqa_prompt)
+    limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official --train_topk > 1: first N)
+    train = build_datasets(layout, tokenizer, "train", tasks, prompts, limit(args.train_topk))
+    loaders = {"train": MultitaskLoader(build_loaders(train, args.batch_size, True, args.num_workers))}
+    if main:  # the official code validates and tests on rank 0 only
+        for phase in ("val", "test"):
+            sets = build_datasets(layout, tokenizer, phase, tasks, prompts, limit(args.valid_topk))
+            loaders[phase] = build_loaders(sets, args.batch_size, False, args.num_workers)
+    return loaders
+
+
+def train(args) -> int:
+    d = init_distributed(args.device)
+    seed_everything(args.seed)
+    model_cfg = model_config_from_args(args, args.explicit)
+    pet_cfg = pet_config_from_args(args)
+    tokenizer = load_tokenizer(args.tokenizer or args.backbone)
+    model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
+    model = build_model(model_cfg, pet_cfg).to(d.device)
+    run_dir = run_dir_for(args, model.kind)
+    if d.main and not args.resume and latest_checkpoint(run_dir) is not None:
+        raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
+    config = {"model": to_dict(model_cfg), "pet": to_dict(pet_cfg), "args": {k: v for k, v in vars(args).items()
+                                                                            if k != "explicit"}}
+    log = RunLog(run_dir, d.main, args.wandb, config)
+    if d.main:
+        (run_dir / "config.json").write_text(json.dumps(config, indent=1, default=str))
+    log.line(percentage_line(*count_parameters(model)))
+    loaders = build_data(args, tokenizer, d.main)
+    train_loader = DeviceLoader(loaders["train"], d.device)
+    optimizer = HFAdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.adam_eps)
+    scheduler = linear_warmup_schedule(optimizer, args.epochs * len(train_loader), args.warmup_ratio)
+    start, step = 0, 0
+    if args.resume:
+        latest = latest_checkpoint(run_dir)
+        if latest is None:
+            raise CheckpointError(f"--resume: no checkpoint in {run_dir} (expected {run_dir / 'LATEST'})")
+        state = load_checkpoint(latest, model, optimizer, scheduler)
+        start, step = state["epoch"] + 1, state["step"]
+        log.line(f"resumed from {latest} (epoch {state['epoch']}, step {step})")
+    net = _wrap(model, d, pet_cfg.method)
+    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    for epoch in range(start, args.epochs):
+        train_loader.set_epoch(epoch)
+        with autocast:
+            out = train_epoch(net, train_loader, optimizer, scheduler, args.clip_grad_norm, epoch, step,
+                              show=d.main and not args.no_progress)
+        step = out.pop("step")
+        record = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0], "train": out}
+        if d.main:
+            record["val"] = _evaluate(model, loaders["val"], tokenizer, d, autocast)
+            with defer_sigint():  # Ctrl-C waits until the checkpoint and LATEST are both written
+                save_checkpoint(run_dir / "LAST", model, config, {"epoch": epoch, "step": step}, optimizer, scheduler)
+                mark_latest(run_dir, "LAST")
+            log.line(f"epoch {epoch}: loss {out['loss']:.4f} | val " +
+                     " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()))
+        log.metrics(record, step)
+        barrier(d)
+    if d.main:
+        test = _evaluate(model, loaders["test"], tokenizer, d, autocast)
+        log.metrics({"test": test, "epoch": args.epochs - 1}, step)
+        log.line("test (last epoch): " + " ".join(f"{t} {s:.2f}" for t, s in test.items()))
+        print(json.dumps({"run_dir": str(run_dir), "test": test}))
+    shutdown(d)
+    return 0
+
+
+def _wrap(model, d: Dist, method: str):
+    if not d.enabled:
+        return model
+    ids = [d.device.index] if d.device.type == "cuda" else None
+    # Buffers are constants built identically on every rank (same seed); some stock HF buffers are expanded views
+    # that DDP's per-forward broadcast cannot write into.
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False,
+                                                     find_unused_parameters=method == "hyperformer")
+
+
+def _evaluate(model, loaders: dict, tokenizer, d: Dist, autocast) -> dict[str, float]:
+    model.eval()
+    with autocast:
+        return evaluate(model, {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}, tokenizer)
+
+
+def run(args) -> int:
+    """Entry point: one clear message and a non-zero exit for user errors; nothing overwritten."""
+    try:
+        return train(args)
+    except (DataError, CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"error: training stopped: {err}; the last good checkpoint is kept", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("interrupted: the last epoch checkpoint is kept; continue with the same command plus --resume",
+              file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    args.explicit = explicit_dests(parser, argv)
+    return run(args)

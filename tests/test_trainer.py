@@ -1,0 +1,128 @@
+"""The trainer end to end on synthetic data (issue: trainer): run folder, resume after SIGKILL, DDP, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vlpet.train.main import main as train_main
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+GATES = {"small": "--use_encoder_adapter_gating_small_xy_cat", "middlex": "--use_encoder_adapter_gating_middle_xy_add",
+         "middley": "--use_encoder_adapter_gating_middle_ia3_add",
+         "large": "--use_encoder_adapter_gating_large_x_lowrank --adapter_gating_down_dim 16"}
+VLPET = ("--use_adapter --use_single_adapter --no_encoder_adapter --use_adapter_down_dim "
+         "--use_encoder_adapter_down_multihead --adapter_down_dim 16 --encoder_adapter_multihead_num_head 4 "
+         "--unfreeze_encoder_layer_norms --no_decoder_adapter --use_decoder_enc_attn_value_parallel_adapter_down_dim "
+         "--decoder_enc_attn_value_parallel_adapter_down_dim 16")
+T5_EXTRA = "--use_encoder_multihead_up_zero_init --use_encoder_gating_scaling --encoder_gating_scaling_factor 0.3"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from vlpet.data.synth import synth_words, write_synthetic
+    from vlpet.data.tokenizer import build_tokenizer
+
+    root = tmp_path_factory.mktemp("trainer")
+    write_synthetic(root / "data", n_train=24, n_val=8, n_test=8, seed=0, feat_dim=32)
+    for style in ("bart", "t5"):
+        build_tokenizer(style, synth_words()).save_pretrained(root / f"tok-{style}")
+    return root
+
+
+def argv(data: Path, out: Path, backbone: str = "tiny-bart", gate: str = "large", epochs: int = 1, extra: str = ""):
+    style = backbone.split("-")[1]
+    flags = (f"--backbone {backbone} --from_scratch --tokenizer {data / f'tok-{style}'} --datasets_root {data / 'data'} "
+             f"--feat_dim 32 --epochs {epochs} --batch_size 6 --lr 1e-3 --warmup_ratio 0.1 --clip_grad_norm 5 "
+             f"--use_tasks_prompts --n_boxes 36 --downsample --output {out} --seed 3 --no_progress "
+             f"--train_topk 12 --valid_topk 4 {VLPET} {GATES[gate]} {T5_EXTRA if style == 't5' else ''} {extra}")
+    return flags.split()
+
+
+@pytest.mark.parametrize("backbone", ["tiny-bart", "tiny-t5"])
+@pytest.mark.parametrize("gate", list(GATES))
+def test_train_validate_test_writes_the_run_folder(data, tmp_path, capsys, backbone, gate):
+    out = tmp_path / "run"
+    assert train_main(argv(data, out, backbone, gate)) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("Trainable param percentage: ")
+    final = json.loads(lines[-1])
+    assert set(final["test"]) == {"vqa", "nlvr", "caption"}  # GQA has no test split (validated on test-dev)
+    records = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["epoch"] == 0 and set(records[0]["val"]) == {"vqa", "gqa", "nlvr", "caption"}
+    assert "test" in records[-1]
+    assert (out / "log.txt").is_file() and json.loads((out / "config.json").read_text())["pet"]["gate"] == gate
+    saved = load_file(str(out / "LAST" / "pet_weights.safetensors"))
+    assert saved and all(".lm.model.shared" not in k for k in saved)  # only what was trained
+    assert (out / "LATEST").read_text().strip() == "LAST"
+
+
+def _run(args: list[str], **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "vlpet", "train", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(data, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert _run(argv(data, full, epochs=3, extra="--tasks gqa,nlvr")).wait(timeout=300) == 0
+    proc = _run(argv(data, cut, epochs=3, extra="--tasks gqa,nlvr"))
+    deadline = time.time() + 300
+    while not (cut / "LATEST").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = _run(argv(data, cut, epochs=3, extra="--tasks gqa,nlvr --resume"))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    a, b = (load_file(str(d / "LAST" / "pet_weights.safetensors")) for d in (full, cut))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_two_process_gloo_ddp_follows_one_process(data, tmp_path):
+    """Same global batch (GQA: 10 = 2 × 5), dropout off: the trained weights agree."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    common = "--tasks gqa --dropout 0 --epochs 2"
+    assert _run(argv(data, one, extra=common + " --batch_size 6")).wait(timeout=300) == 0
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "vlpet",
+           "train", *argv(data, two, extra=common + " --batch_size 3")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = (load_file(str(d / "LAST" / "pet_weights.safetensors")) for d in (one, two))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=key)
+
+
+def test_missing_data_is_one_clear_error(data, tmp_path, capsys):
+    args = argv(data, tmp_path / "run")
+    args[args.index("--datasets_root") + 1] = str(tmp_path / "nowhere")
+    assert train_main(args) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "Traceback" not in err
+
+
+def test_existing_run_is_not_overwritten(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(argv(data, out, extra="--tasks gqa")) == 0
+    before = (out / "LAST" / "pet_weights.safetensors").read_bytes()
+    assert train_main(argv(data, out, extra="--tasks gqa")) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "LAST" / "pet_weights.safetensors").read_bytes() == before
+
+
+def test_nan_loss_stops_with_step_and_task(data, tmp_path, capsys):
+    assert train_main(argv(data, tmp_path / "run", extra="--tasks gqa --lr 1e30 --epochs 3")) == 3
+    err = capsys.readouterr().err
+    assert "step" in err and "gqa" in err
