@@ -1,4 +1,4 @@
-# Shared by the launchers: torchrun + `python -m vlpet train` from the repo root.
+# Shared by the launchers: torchrun + `python -m vlpet train` from the repo root (PYTHON=... picks the interpreter).
 # NPROC=<n> overrides the number of processes (default: the script's, 1 as published); extra flags given after a
 # script's positional arguments are passed on (e.g. --datasets_root /data --resume --bf16).
 export TOKENIZERS_PARALLELISM=true
@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 launch() {  # launch PORT NPROC FLAG...
     local port=$1 nproc=$2
     shift 2
-    torchrun --nproc_per_node="${NPROC:-$nproc}" --master_port="$port" -m vlpet train "$@"
+    # `python -m torch.distributed.run` is torchrun, without depending on its console script being on PATH.
+    "${PYTHON:-python}" -m torch.distributed.run --nproc_per_node="${NPROC:-$nproc}" --master_port="$port" -m vlpet train "$@"
 }
 
 image_common() {  # image_common BACKBONE BATCH OUTPUT NAME LR EPOCHS

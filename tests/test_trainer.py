@@ -126,3 +126,20 @@ def test_nan_loss_stops_with_step_and_task(data, tmp_path, capsys):
     assert train_main(argv(data, tmp_path / "run", extra="--tasks gqa --lr 1e30 --epochs 3")) == 3
     err = capsys.readouterr().err
     assert "step" in err and "gqa" in err
+
+
+@pytest.mark.parametrize("script,positional", [("VL-PET-large.sh", "29531 16 4 16 16 1e-3 42"),
+                                               ("single_lora.sh", "29532 42")])
+def test_published_launcher_runs(data, tmp_path, script, positional):
+    """The launcher with its published positional arguments, overrides after them, through torchrun."""
+    out = tmp_path / "run"
+    extra = (f"--backbone tiny-bart --from_scratch --tokenizer {data / 'tok-bart'} --datasets_root {data / 'data'} "
+             f"--feat_dim 32 --epochs 1 --batch_size 6 --train_topk 6 --valid_topk 2 --num_workers 0 --lora_dim 4 "
+             f"--tasks gqa,nlvr --output {out} --no_progress")
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "image-text" / script
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    done = subprocess.run(["bash", str(script_path), *positional.split(), *extra.split()], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["seed"] == 42 and (out / "LAST" / "pet_weights.safetensors").is_file()
