@@ -1,6 +1,5 @@
 """Baselines and Table 9 (issue: baselines): Params %, LoRA against peft, and a few real training steps each."""
 
-import json
 
 import pytest
 import torch

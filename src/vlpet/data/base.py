@@ -43,6 +43,19 @@ def check_entries(entries: Any, keys: Sequence[str], path: Path) -> list[dict]:
     return entries
 
 
+def collate_examples(batch: list[dict], task: str, pad_id: int) -> dict:
+    """The model's batch dict (image and video alike): padded ``input_ids``, ``target_ids`` (-100 at padding) when
+    the examples have targets, stacked float32 ``vis_feats``, zero ``boxes``, ``task``, one list per metadata key."""
+    vis_feats = torch.stack([torch.as_tensor(ex["vis_feats"]) for ex in batch])
+    out = {"task": task, "input_ids": pad([ex["input_ids"] for ex in batch], pad_id), "vis_feats": vis_feats,
+           "boxes": torch.zeros(*vis_feats.shape[:-1], 4)}
+    if "target_ids" in batch[0]:
+        out["target_ids"] = pad([ex["target_ids"] for ex in batch], IGNORE_INDEX)
+    for key in batch[0]["meta"]:
+        out[key] = [ex["meta"].get(key) for ex in batch]
+    return out
+
+
 class ImageTextDataset(Dataset):
     """Base of the VQA, GQA, NLVR2 and caption datasets.
 
@@ -89,17 +102,7 @@ class ImageTextDataset(Dataset):
     def collate(self, batch: list[dict]) -> dict:
         """Batch dict: padded ``input_ids``, ``target_ids`` (-100 at padding), ``vis_feats``, zero ``boxes``,
         ``task`` and one list per metadata key."""
-        vis_feats = torch.from_numpy(np.stack([ex["vis_feats"] for ex in batch]))
-        out = {
-            "task": self.task,
-            "input_ids": pad([ex["input_ids"] for ex in batch], self.tokenizer.pad_token_id),
-            "vis_feats": vis_feats,
-            "boxes": torch.zeros(*vis_feats.shape[:-1], 4),
-        }
-        if "target_ids" in batch[0]:
-            out["target_ids"] = pad([ex["target_ids"] for ex in batch], IGNORE_INDEX)
-        for key in batch[0]["meta"]:
-            out[key] = [ex["meta"][key] for ex in batch]
+        out = collate_examples(batch, self.task, self.tokenizer.pad_token_id)
         self._collate_extra(batch, out)
         return out
 

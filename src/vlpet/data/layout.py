@@ -57,22 +57,25 @@ def root_candidates() -> list[Path]:
     return found
 
 
-def resolve_root(root: str | Path | None = None) -> Path:
-    """Return the datasets root: ``root`` if given, else the first candidate holding a task folder.
+def resolve_root(root: str | Path | None = None, holds=None, wanted: str | None = None) -> Path:
+    """Return the datasets root: ``root`` if given, else the first candidate that ``holds`` the data.
 
     ``datasets/`` next to the current directory (or the repo) comes first; ``../datasets`` is the fallback, where the
-    official code looks (pipeline spec §1.1). A folder holding only a README does not count.
+    official code looks (pipeline spec §1.1). By default a candidate must hold an image-text task folder (a folder
+    holding only a README does not count); ``holds``/``wanted`` let the video layout ask for ``video/`` instead.
     """
     if root is not None:
         path = Path(root)
         if not path.is_dir():
             raise DataError(f"datasets root not found: {path}", path)
         return path
+    holds = holds or _looks_like_data_root
     for path in root_candidates():
-        if _looks_like_data_root(path):
+        if holds(path):
             return path
     tried = ", ".join(str(p) for p in root_candidates())
-    raise DataError(f"no datasets root found (looked for a folder with {'/'.join(TASK_FOLDERS)} in: {tried})")
+    wanted = wanted or f"a folder with {'/'.join(TASK_FOLDERS)}"
+    raise DataError(f"no datasets root found (looked for {wanted} in: {tried})")
 
 
 def require(path: Path, what: str) -> Path:

@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .base import IGNORE_INDEX, pad
-from .layout import DataError, field, require, root_candidates
+from .base import collate_examples
+from .layout import DataError, field, require, resolve_root
 from .multitask import MultitaskLoader, make_loader
 
 TASKS = ("tvqa", "how2qa", "tvc", "yc2c")
@@ -76,16 +76,8 @@ VIDEO_FOLDER = "video"
 def resolve_video_root(root: str | Path | None = None) -> Path:
     """The datasets root holding ``video/``: ``root`` if given, else the first candidate of
     ``layout.root_candidates()`` (./datasets, ../datasets, <repo>/datasets, <repo>/../datasets) that has ``video/``."""
-    if root is not None:
-        path = Path(root)
-        if not path.is_dir():
-            raise DataError(f"datasets root not found: {path}", path)
-        return path
-    for path in root_candidates():
-        if (path / VIDEO_FOLDER).is_dir():
-            return path
-    tried = ", ".join(str(p) for p in root_candidates())
-    raise DataError(f"no datasets root with a '{VIDEO_FOLDER}/' folder found (looked in: {tried})")
+    return resolve_root(root, holds=lambda path: (path / VIDEO_FOLDER).is_dir(),
+                        wanted=f"a folder with '{VIDEO_FOLDER}/'")
 
 
 class VideoLayout:
@@ -260,18 +252,7 @@ class VideoDataset(Dataset):
 
     def collate(self, batch: list[dict]) -> dict:
         """The batch dict described in the module docstring."""
-        vis_feats = torch.stack([ex["vis_feats"] for ex in batch])
-        out = {
-            "task": self.task,
-            "input_ids": pad([ex["input_ids"] for ex in batch], self.tokenizer.pad_token_id),
-            "vis_feats": vis_feats,
-            "boxes": torch.zeros(*vis_feats.shape[:-1], 4),
-        }
-        if "target_ids" in batch[0]:
-            out["target_ids"] = pad([ex["target_ids"] for ex in batch], IGNORE_INDEX)
-        for key in batch[0]["meta"]:
-            out[key] = [ex["meta"].get(key) for ex in batch]
-        return out
+        return collate_examples(batch, self.task, self.tokenizer.pad_token_id)
 
     @property
     def labelled(self) -> bool:

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .lora import LoRALinear
 from .prompt import EncoderPrompt
 from .sublayer import SublayerPET
 from .vpa import VPALinear
