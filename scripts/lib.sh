@@ -18,3 +18,10 @@ image_common() {  # image_common BACKBONE BATCH OUTPUT NAME LR EPOCHS
         --tasks vqa,gqa,nlvr,caption --feature RN101 --n_boxes 36 --downsample --image_size "(224,224)" \
         --run_name "$4"
 }
+
+video_common() {  # video_common BACKBONE BATCH OUTPUT NAME LR EPOCHS  (src/multitask_video.py, scripts/video-text)
+    echo --optim adamw --warmup_ratio 0.1 --clip_grad_norm 5 --lr "$5" --epochs "$6" --num_workers 4 \
+        --backbone "$1" --output "$3" --num_beams 5 --batch_size "$2" --valid_batch_size "$2" --use_tasks_prompts \
+        --tasks tvqa,how2qa,tvc,yc2c --feature ViT --n_boxes 64 --downsample --image_size "(224,224)" \
+        --run_name "$4"
+}

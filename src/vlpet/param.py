@@ -83,6 +83,8 @@ def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]
 
 def check_supported(args: argparse.Namespace) -> None:
     chosen = [f"--{name}" for name in UNSUPPORTED if getattr(args, name, False)]
+    if getattr(args, "gradient_accumulation_steps", 1) != 1:  # no published script changes it
+        chosen.append(f"--gradient_accumulation_steps {args.gradient_accumulation_steps}")
     if chosen:
         raise ValueError(f"{', '.join(chosen)}: this option of the official code is not implemented here "
                          "(see the README's list of what is and is not reproduced)")

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..losses import sample_mean_loss, token_mean_loss
+from ..metrics.video import selection_score
 
 GENERATION = {"vqa": dict(num_beams=1), "gqa": dict(num_beams=1), "caption": dict(num_beams=5, max_length=20)}
 
@@ -136,3 +137,30 @@ def evaluate(model, loaders: dict, tokenizer, show: bool = False, timings: dict 
             timings[task] = round(time.perf_counter() - start, 2)
     return scores
 
+
+class BestTracker:
+    """Per-task best validation values and epochs as the official trainers track them (``> best or epoch == 0``),
+    plus, for the video tasks, the 4-task average ``avg`` that picks the ``BEST`` checkpoint (pipeline spec §4.6).
+    ``state()`` goes into the epoch checkpoint so that ``--resume`` keeps tracking."""
+
+    def __init__(self, tasks: str, state: dict | None = None):
+        self.tasks = tasks
+        state = state or {}
+        self.best: dict[str, float] = dict(state.get("best", {}))
+        self.best_epoch: dict[str, int] = dict(state.get("best_epoch", {}))
+        self.last: dict[str, float] = dict(state.get("last", {}))  # the latest epoch's scores
+
+    def update(self, epoch: int, scores: dict[str, float]) -> bool:
+        """Record one epoch's validation scores; True when the selection average improved (save ``BEST``)."""
+        improved = False
+        self.last = dict(scores)
+        avg = selection_score(scores, self.tasks)
+        values = dict(scores) if avg is None else {**scores, "avg": avg}
+        for key, value in values.items():
+            if key not in self.best or value > self.best[key] or epoch == 0:
+                self.best[key], self.best_epoch[key] = value, epoch
+                improved |= key == "avg"
+        return improved
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "last": self.last}

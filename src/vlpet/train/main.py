@@ -3,6 +3,10 @@
 train → validate every epoch → test the last epoch → ``snap/<VLBart|VLT5>_multitask/<run name>/`` with ``log.txt``,
 ``metrics.jsonl``, ``config.json``, TensorBoard events (when tensorboard is installed) and checkpoints holding only
 what was trained. ``--resume`` continues from the latest epoch checkpoint; torchrun gives DDP (gloo on CPU).
+
+``--tasks tvqa,how2qa,tvc,yc2c`` runs the video-text trainer (``train.video``; ``snap/<…>_multitask_video/``): the
+same loop, video validation metrics, a ``BEST`` checkpoint on the 4-task validation average, and VALUE submission
+files for the unlabelled test splits instead of test scores.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
 from .distributed import Dist, barrier, init_distributed, shutdown
-from .loop import NonFiniteLossError, evaluate, train_epoch
+from .loop import BestTracker, NonFiniteLossError, evaluate, train_epoch
+from .video import BEST, BEST_SUFFIX, build_video_data, evaluate_video, is_video, write_test_predictions
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
@@ -52,11 +57,11 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_dir_for(args, kind: str) -> Path:
+def run_dir_for(args, kind: str, video: bool = False) -> Path:
     if args.output and args.output != "snap/test":
         return Path(args.output)
     name = args.run_name or time.strftime("%Y%m%d-%H%M%S")
-    return Path("snap") / f"{'VLBart' if kind == 'bart' else 'VLT5'}_multitask" / name
+    return Path("snap") / f"{'VLBart' if kind == 'bart' else 'VLT5'}_multitask{'_video' if video else ''}" / name
 
 
 class RunLog:
@@ -122,12 +127,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_data(args, tokenizer, main: bool):
-    tasks = [t for t in args.tasks.split(",") if t] or list(IMAGE_TASKS)
-    unknown = [t for t in tasks if t not in IMAGE_TASKS]
+def task_list(args) -> list[str]:
+    """``--tasks`` as a list (default: the four image-text tasks); unknown names are an error."""
+    from .video import VIDEO_TASKS
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] or list(IMAGE_TASKS)
+    unknown = [t for t in tasks if t not in IMAGE_TASKS + VIDEO_TASKS]
     if unknown:
-        raise ValueError(f"--tasks {','.join(unknown)}: the trainer runs the image-text tasks {IMAGE_TASKS}; "
-                         "the video-text trainer is not wired yet")
+        raise ValueError(f"--tasks {','.join(unknown)}: unknown task(s); choose image-text tasks from "
+                         f"{','.join(IMAGE_TASKS)} or video-text tasks from {','.join(VIDEO_TASKS)}")
+    return tasks
+
+
+def build_data(args, tokenizer, main: bool):
+    tasks = task_list(args)
     layout = DataLayout(args.datasets_root)
     prompts = task_prompts(args.use_tasks_prompts, args.fix_gqa_prompt)
     limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official --train_topk > 1: first N)
@@ -147,8 +160,9 @@ def train(args) -> int:
     pet_cfg = pet_config_from_args(args)
     tokenizer = load_tokenizer(args.tokenizer or args.backbone)
     model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
+    video = is_video(task_list(args))
     model = build_model(model_cfg, pet_cfg).to(d.device)
-    run_dir = run_dir_for(args, model.kind)
+    run_dir = run_dir_for(args, model.kind, video)
     if d.main and not args.resume and latest_checkpoint(run_dir) is not None:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
     config = {"model": to_dict(model_cfg), "pet": to_dict(pet_cfg), "args": {k: v for k, v in vars(args).items()
@@ -157,20 +171,23 @@ def train(args) -> int:
     if d.main:
         (run_dir / "config.json").write_text(json.dumps(config, indent=1, default=str))
     log.line(percentage_line(*count_parameters(model)))
-    loaders = build_data(args, tokenizer, d.main)
+    loaders = build_video_data(args, tokenizer, d.main, model_cfg.n_boxes) if video else \
+        build_data(args, tokenizer, d.main)
     train_loader = DeviceLoader(loaders["train"], d.device)
     optimizer = HFAdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.adam_eps)
     scheduler = linear_warmup_schedule(optimizer, args.epochs * len(train_loader), args.warmup_ratio)
-    start, step = 0, 0
+    start, step, tracker = 0, 0, BestTracker(args.tasks)
     if args.resume:
         latest = latest_checkpoint(run_dir)
         if latest is None:
             raise CheckpointError(f"--resume: no checkpoint in {run_dir} (expected {run_dir / 'LATEST'})")
         state = load_checkpoint(latest, model, optimizer, scheduler)
         start, step = state["epoch"] + 1, state["step"]
+        tracker = BestTracker(args.tasks, state.get("tracker"))
         log.line(f"resumed from {latest} (epoch {state['epoch']}, step {step})")
     net = _wrap(model, d, pet_cfg.method)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    evaluate_fn = _video_evaluator(args) if video else evaluate
     for epoch in range(start, args.epochs):
         train_loader.set_epoch(epoch)
         with autocast:
@@ -179,21 +196,53 @@ def train(args) -> int:
         step = out.pop("step")
         record = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0], "train": out}
         if d.main:
-            record["val"] = _evaluate(model, loaders["val"], tokenizer, d, autocast)
-            with defer_sigint():  # Ctrl-C waits until the checkpoint and LATEST are both written
-                save_checkpoint(run_dir / "LAST", model, config, {"epoch": epoch, "step": step}, optimizer, scheduler)
+            record["val"] = _evaluate(evaluate_fn, model, loaders["val"], tokenizer, d, autocast)
+            improved = tracker.update(epoch, record["val"])
+            record["best"] = dict(tracker.best)
+            state = {"epoch": epoch, "step": step, "tracker": tracker.state()}
+            with defer_sigint():  # Ctrl-C waits until the checkpoints and LATEST are all written
+                if improved:  # video: a new best 4-task validation average (the official best_avg_valid_model)
+                    save_checkpoint(run_dir / BEST, model, config, state)
+                save_checkpoint(run_dir / "LAST", model, config, state, optimizer, scheduler)
                 mark_latest(run_dir, "LAST")
             log.line(f"epoch {epoch}: loss {out['loss']:.4f} | val " +
-                     " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()))
+                     " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()) + " | best " +
+                     " ".join(f"{t} {s:.2f}@{tracker.best_epoch[t]}" for t, s in tracker.best.items()))
         log.metrics(record, step)
         barrier(d)
-    if d.main:
-        test = _evaluate(model, loaders["test"], tokenizer, d, autocast)
+    if d.main and video:
+        _video_test(args, model, loaders["test"], tokenizer, run_dir, d, autocast, log, tracker, step)
+    elif d.main:
+        test = _evaluate(evaluate_fn, model, loaders["test"], tokenizer, d, autocast)
         log.metrics({"test": test, "epoch": args.epochs - 1}, step)
         log.line("test (last epoch): " + " ".join(f"{t} {s:.2f}" for t, s in test.items()))
-        print(json.dumps({"run_dir": str(run_dir), "test": test}))
+        print(json.dumps({"run_dir": str(run_dir), "test": test, "best_val": tracker.best}))
     shutdown(d)
     return 0
+
+
+def _video_evaluator(args):
+    """The video validation with the generation settings of the official video trainer (beam, max length)."""
+    return lambda model, loaders, tokenizer: evaluate_video(model, loaders, tokenizer, args.num_beams,
+                                                            args.gen_max_length)
+
+
+def _video_test(args, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, autocast, log: RunLog,
+                tracker: BestTracker, step: int) -> None:
+    """Unlabelled test splits: VALUE submission files from the LAST weights, then again from BEST (if saved)."""
+    gen = dict(num_beams=args.num_beams, max_length=args.gen_max_length)
+    device_loaders = {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}
+    model.eval()
+    with autocast:
+        files = {"LAST": write_test_predictions(model, device_loaders, tokenizer, run_dir, **gen)}
+        if (run_dir / BEST).is_dir():
+            load_checkpoint(run_dir / BEST, model)
+            files[BEST] = write_test_predictions(model, device_loaders, tokenizer, run_dir, BEST_SUFFIX, **gen)
+    log.metrics({"test_predictions": files, "epoch": args.epochs - 1}, step)
+    for name, written in files.items():
+        log.line(f"test predictions ({name} weights): " + " ".join(written.values()))
+    print(json.dumps({"run_dir": str(run_dir), "val": tracker.last, "best_val": tracker.best,
+                      "best_epoch": tracker.best_epoch, "test_predictions": files}))
 
 
 def _wrap(model, d: Dist, method: str):
@@ -206,10 +255,10 @@ def _wrap(model, d: Dist, method: str):
                                                      find_unused_parameters=method == "hyperformer")
 
 
-def _evaluate(model, loaders: dict, tokenizer, d: Dist, autocast) -> dict[str, float]:
+def _evaluate(evaluate_fn, model, loaders: dict, tokenizer, d: Dist, autocast) -> dict[str, float]:
     model.eval()
     with autocast:
-        return evaluate(model, {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}, tokenizer)
+        return evaluate_fn(model, {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}, tokenizer)
 
 
 def run(args) -> int:

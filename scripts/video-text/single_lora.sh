@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# single_lora (video-text, Bart), the published positional arguments:
+#   bash scripts/video-text/single_lora.sh PORT LR EPOCHS SEED BATCH   e.g. 20002 1e-3 20 42 50
+# Further flags after them are passed to `python -m vlpet train` (e.g. --datasets_root /data --resume).
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+if [ $# -lt 5 ]; then echo "usage: $0 PORT LR EPOCHS SEED BATCH [flags...]" >&2; exit 2; fi
+port=$1
+lr=$2
+epoch=$3
+seed=$4
+batch=$5
+shift 5
+name="single_lora_batchsize${batch}_lr${lr}_epoch${epoch}_seed${seed}_ViT_LMlora_bs${batch}_image224_lr${lr}_epoch${epoch}"
+launch $port 1 $(video_common facebook/bart-base "$batch" "snap/VLBart_multitask_video/$name" "$name" "$lr" "$epoch") \
+    --use_lora --use_single_lora --lora_dim 128 --seed $seed "$@"
