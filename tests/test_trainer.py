@@ -90,6 +90,59 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def _weights(run: Path) -> dict:
+    return load_file(str(run / "LAST" / "pet_weights.safetensors"))
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_sigkill_mid_epoch_with_step_checkpoints_then_resume(data, tmp_path):
+    """--save_every_steps checkpoints inside an epoch; a kill anywhere, then --resume: same final weights."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    flags = "--tasks gqa,nlvr --save_every_steps 2"
+    assert _run(argv(data, full, epochs=2, extra=flags)).wait(timeout=300) == 0
+    proc = _run(argv(data, cut, epochs=2, extra=flags))
+    deadline = time.time() + 300
+    while not (cut / "LATEST").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = _run(argv(data, cut, epochs=2, extra=flags + " --resume"))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    _assert_same(_weights(full), _weights(cut))
+
+
+def test_ctrl_c_mid_epoch_saves_the_position_and_resume_matches(data, tmp_path, monkeypatch, capsys):
+    """A real SIGINT after global step 3 (mid-epoch 0): exit 130 with a checkpoint at that step; --resume continues
+    at the next batch with the saved RNG states and ends with an uninterrupted run's weights."""
+    from vlpet.train import main as trainer
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    flags = "--tasks gqa,nlvr --dropout 0.3"
+    assert train_main(argv(data, full, epochs=2, extra=flags)) == 0
+    original = trainer.StepSaver.on_step
+
+    def interrupt_after_step_3(self, done, step):
+        original(self, done, step)
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(trainer.StepSaver, "on_step", interrupt_after_step_3)
+    assert train_main(argv(data, cut, epochs=2, extra=flags)) == 130
+    assert "--resume" in capsys.readouterr().err
+    state = torch.load(cut / "LAST" / "trainer_state.pt", weights_only=True)["state"]
+    assert (state["epoch"], state["step"], state["epoch_step"]) == (0, 3, 3)
+    monkeypatch.setattr(trainer.StepSaver, "on_step", original)
+    assert train_main(argv(data, cut, epochs=2, extra=flags + " --resume")) == 0
+    assert "resumed from" in (cut / "log.txt").read_text() and "step 3/" in (cut / "log.txt").read_text()
+    _assert_same(_weights(full), _weights(cut))
+
+
 def test_two_process_gloo_ddp_follows_one_process(data, tmp_path):
     """Same global batch (GQA: 10 = 2 × 5), dropout off: the trained weights agree."""
     one, two = tmp_path / "one", tmp_path / "two"

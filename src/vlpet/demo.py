@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     layout = DataLayout(data_root)
     train_sets = build_datasets(layout, tokenizer, "train", tasks)
-    train_loader = MultitaskLoader(build_loaders(train_sets, cfg.batch_size, train=True))
+    train_loader = MultitaskLoader(build_loaders(train_sets, cfg.batch_size, train=True), cfg.seed)
     val_loaders = build_loaders(build_datasets(layout, tokenizer, "val", tasks), cfg.batch_size, train=False)
     test_loaders = build_loaders(build_datasets(layout, tokenizer, "test", tasks), cfg.batch_size, train=False)
     if "gqa" in tasks:

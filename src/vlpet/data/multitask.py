@@ -11,11 +11,17 @@
   with workers, torch reseeds numpy in every worker from the loader's base seed, which changes every epoch and
   depends on the run's seed (unlike torch 1.8, where workers repeated one stream; §9 item 14).
 * Feature files are opened lazily inside each worker and their handles are cached there (see ``features``).
+* Mid-epoch resume: ``set_epoch(epoch, start=k)`` starts the epoch at its step ``k`` without loading the skipped
+  batches (each task's sampler drops the indices those batches held). Every loader has its own ``torch.Generator``,
+  reseeded per epoch from the run's seed, so creating loader iterators never draws from the global torch RNG and a
+  resumed run continues the same random streams (dropout, answer sampling with 0 workers).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections import Counter
 from typing import Iterator
 
 import torch
@@ -50,11 +56,22 @@ def task_batch_sizes(batch_size: int) -> dict[str, int]:
             "caption": int(batch_size * 50 / 60)}
 
 
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` whose epoch can start after its first ``skip`` indices (mid-epoch resume).
+
+    ``len`` stays the full epoch's, so the loader's ``len`` (and the task interleaving built from it) is unchanged."""
+
+    skip = 0
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+
 def train_sampler(dataset) -> DistributedSampler:
     """Shuffling sampler with seed 0, sharded over the process group if one is initialised, else one replica."""
     if dist.is_available() and dist.is_initialized():
-        return DistributedSampler(dataset, shuffle=True, seed=SAMPLER_SEED)
-    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=SAMPLER_SEED)
+        return ResumableSampler(dataset, shuffle=True, seed=SAMPLER_SEED)
+    return ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=SAMPLER_SEED)
 
 
 def make_loader(dataset, batch_size: int, train: bool, num_workers: int = 0,
@@ -70,6 +87,7 @@ def make_loader(dataset, batch_size: int, train: bool, num_workers: int = 0,
         pin_memory=torch.cuda.is_available(),
         drop_last=False,
         persistent_workers=persistent_workers and num_workers > 0,
+        generator=torch.Generator(),  # iterator creation draws its worker base seed here, not from the global RNG
     )
     loader.task = dataset.task
     return loader
@@ -100,26 +118,43 @@ def epoch_task_order(task_lengths: dict[str, int], epoch: int) -> list[str]:
 class MultitaskLoader:
     """Iterates single-task batches of several task loaders in the official shuffled interleaving.
 
-    Call ``set_epoch(epoch)`` before every epoch (it also sets each sampler's epoch); ``len`` is the number of batches
-    in an epoch.
+    Call ``set_epoch(epoch)`` before every epoch (it also sets each sampler's epoch); ``steps_per_epoch`` is the
+    number of batches in an epoch, ``len`` the number still to come in this one (they differ after
+    ``set_epoch(epoch, start)``). ``seed`` (the run's) seeds the loaders' own generators, per epoch and task.
     """
 
-    def __init__(self, loaders: dict[str, DataLoader]):
+    def __init__(self, loaders: dict[str, DataLoader], seed: int = 0):
         self.loaders = loaders
+        self.seed = seed
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Fix the data order and the task interleaving of ``epoch``."""
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Fix the data order and the task interleaving of ``epoch``; begin it at its step ``start``."""
         self.epoch = epoch
         for loader in self.loaders.values():
             if hasattr(loader.sampler, "set_epoch"):
                 loader.sampler.set_epoch(epoch)
         self.order = epoch_task_order({task: len(loader) for task, loader in self.loaders.items()}, epoch)
+        if not 0 <= start <= len(self.order):
+            raise ValueError(f"epoch {epoch} has {len(self.order)} steps; cannot start it at step {start}")
+        self.start = start
+        done = Counter(self.order[:start])
+        for k, (task, loader) in enumerate(self.loaders.items()):
+            if isinstance(loader.sampler, ResumableSampler):
+                loader.sampler.skip = done[task] * loader.batch_size
+            elif done[task]:
+                raise ValueError(f"the {task} loader cannot skip batches (its sampler is not a ResumableSampler)")
+            if loader.generator is not None:
+                loader.generator.manual_seed((self.seed * 1_000_003 + epoch * 1009 + k) % 2**63)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.order)
 
     def __len__(self) -> int:
-        return len(self.order)
+        return len(self.order) - self.start
 
     def __iter__(self) -> Iterator[dict]:
         iterators = {task: iter(loader) for task, loader in self.loaders.items()}
-        for task in self.order:
+        for task in self.order[self.start:]:
             yield next(iterators[task])

@@ -9,6 +9,9 @@ are not computed.
 
 import contextlib
 import io
+import os
+import sys
+import tempfile
 from collections.abc import Hashable, Mapping, Sequence
 
 from vlpet.metrics import EvaluationError, check_known_ids
@@ -27,12 +30,39 @@ def _import_scorers():
     return PTBTokenizer, Bleu, Cider, Rouge
 
 
+@contextlib.contextmanager
+def _without_ptb_chatter():
+    """Drop the "PTBTokenizer tokenized N tokens at ..." line the Java tokenizer writes to the inherited stderr on
+    every call (it floods training logs); anything else it writes is passed on."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not line.startswith("PTBTokenizer tokenized")]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 def _tokenize(tokenizer_class, predictions, references) -> tuple[dict, dict]:
     """PTB-tokenize references and predictions in one Java call (lines are tokenized independently)."""
     captions = {("ref", key): [{"caption": ref} for ref in references[key]] for key in predictions}
     captions.update({("res", key): [{"caption": caption}] for key, caption in predictions.items()})
     try:
-        tokens = tokenizer_class().tokenize(captions)
+        with _without_ptb_chatter():
+            tokens = tokenizer_class().tokenize(captions)
     except FileNotFoundError as err:
         raise EvaluationError(f"the PTB tokenizer could not start Java ({err}); install a Java runtime") from None
     except PermissionError as err:

@@ -213,13 +213,13 @@ def defer_sigint():
 
 # --------------------------------------------------------------------------------------------------- save
 def save_checkpoint(directory: Path, model: nn.Module, config: dict, state: dict | None = None, optimizer=None,
-                    scheduler=None) -> Path:
+                    scheduler=None, rng: dict | None = None) -> Path:
     """Write the checkpoint folder ``directory`` atomically (see the module docstring) and return its path.
 
     ``config``: a JSON-like dict (e.g. ``{"model": to_dict(model_cfg), "pet": to_dict(pet_cfg), ...}``); values
     JSON cannot hold are written with ``str``.
     ``trainer_state.pt`` is written when ``optimizer`` or ``state`` is given; it holds the optimizer and scheduler
-    state dicts, ``state`` and the RNG states captured now."""
+    state dicts, ``state`` and the RNG states (``rng``, from ``capture_rng``; default: captured now)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -244,7 +244,7 @@ def save_checkpoint(directory: Path, model: nn.Module, config: dict, state: dict
                     "optimizer": optimizer.state_dict() if optimizer is not None else None,
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "state": _plain(dict(state or {})),
-                    "rng": capture_rng(),
+                    "rng": rng if rng is not None else capture_rng(),
                 }
                 torch.save(trainer, tmp / TRAINER_STATE)
                 _fsync_file(tmp / TRAINER_STATE)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..losses import sample_mean_loss, token_mean_loss
 from ..metrics.video import selection_score
+from .checkpoint import defer_sigint
 
 GENERATION = {"vqa": dict(num_beams=1), "gqa": dict(num_beams=1), "caption": dict(num_beams=5, max_length=20)}
 
@@ -39,9 +40,14 @@ def task_loss(model, batch: dict) -> torch.Tensor:
 
 
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
-                show: bool = True) -> dict:
-    """Train one epoch; returns ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``."""
+                show: bool = True, on_step=None) -> dict:
+    """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
+    ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``.
+
+    ``on_step(done, step)`` is called after every optimizer step with the steps done in this epoch and in all. The
+    update (clip, optimizer and scheduler steps, ``on_step``) holds back a Ctrl-C until it is complete."""
     model.train()
+    done = getattr(loader, "start", 0)
     params = [p for p in model.parameters() if p.requires_grad]
     sums: dict[str, list[float]] = {}
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False, dynamic_ncols=True)
@@ -50,13 +56,17 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()} at step {step} (epoch {epoch}), task {batch['task']}")
         loss.backward()
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
+        with defer_sigint():
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            done += 1
+            if on_step is not None:  # inside: a Ctrl-C never separates an update from its bookkeeping
+                on_step(done, step)
         sums.setdefault(batch["task"], []).append(loss.item())
         bar.set_postfix(task=batch["task"], loss=f"{loss.item():.3f}")
     out = {f"loss_{task}": sum(v) / len(v) for task, v in sums.items()}

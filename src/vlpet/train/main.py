@@ -30,7 +30,7 @@ from ..models.build import build_model
 from ..param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
-from .checkpoint import defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
+from .checkpoint import capture_rng, defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
 from .distributed import Dist, barrier, init_distributed, shutdown
 from .loop import BestTracker, NonFiniteLossError, evaluate, train_epoch
 from .video import BEST, BEST_SUFFIX, build_video_data, evaluate_video, is_video, write_test_predictions
@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours = parser.add_argument_group("vlpet trainer")
     ours.add_argument("--datasets_root", default=None, help="data root (default: ./datasets, then ../datasets)")
     ours.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
+    ours.add_argument("--save_every_steps", type=int, default=0,
+                      help="also checkpoint every N optimizer steps inside an epoch (0: at epoch ends only)")
     ours.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 is the faithful default)")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -113,8 +115,16 @@ class DeviceLoader:
     def __len__(self):
         return len(self.loader)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.set_epoch(epoch)
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.loader.steps_per_epoch
+
+    @property
+    def start(self) -> int:
+        return self.loader.start
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.loader.set_epoch(epoch, start)
 
     def __iter__(self):
         for batch in self.loader:
@@ -145,7 +155,7 @@ def build_data(args, tokenizer, main: bool):
     prompts = task_prompts(args.use_tasks_prompts, args.fix_gqa_prompt)
     limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official --train_topk > 1: first N)
     train = build_datasets(layout, tokenizer, "train", tasks, prompts, limit(args.train_topk))
-    loaders = {"train": MultitaskLoader(build_loaders(train, args.batch_size, True, args.num_workers))}
+    loaders = {"train": MultitaskLoader(build_loaders(train, args.batch_size, True, args.num_workers), args.seed)}
     if main:  # the official code validates and tests on rank 0 only
         for phase in ("val", "test"):
             sets = build_datasets(layout, tokenizer, phase, tasks, prompts, limit(args.valid_topk))
@@ -174,32 +184,33 @@ def train(args) -> int:
     loaders = build_video_data(args, tokenizer, d.main, model_cfg.n_boxes) if video else \
         build_data(args, tokenizer, d.main)
     train_loader = DeviceLoader(loaders["train"], d.device)
+    steps_per_epoch = train_loader.steps_per_epoch
     optimizer = HFAdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.adam_eps)
-    scheduler = linear_warmup_schedule(optimizer, args.epochs * len(train_loader), args.warmup_ratio)
-    start, step, tracker = 0, 0, BestTracker(args.tasks)
+    scheduler = linear_warmup_schedule(optimizer, args.epochs * steps_per_epoch, args.warmup_ratio)
+    start, first, step, tracker = 0, 0, 0, BestTracker(args.tasks)
     if args.resume:
-        latest = latest_checkpoint(run_dir)
-        if latest is None:
-            raise CheckpointError(f"--resume: no checkpoint in {run_dir} (expected {run_dir / 'LATEST'})")
-        state = load_checkpoint(latest, model, optimizer, scheduler)
-        start, step = state["epoch"] + 1, state["step"]
-        tracker = BestTracker(args.tasks, state.get("tracker"))
-        log.line(f"resumed from {latest} (epoch {state['epoch']}, step {step})")
+        start, first, step, tracker = _resume(args, run_dir, model, optimizer, scheduler, steps_per_epoch, log)
     net = _wrap(model, d, pet_cfg.method)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
     evaluate_fn = _video_evaluator(args) if video else evaluate
+    saver = StepSaver(run_dir, model, config, optimizer, scheduler, tracker, args.save_every_steps, d.main)
     for epoch in range(start, args.epochs):
-        train_loader.set_epoch(epoch)
-        with autocast:
-            out = train_epoch(net, train_loader, optimizer, scheduler, args.clip_grad_norm, epoch, step,
-                              show=d.main and not args.no_progress)
+        train_loader.set_epoch(epoch, first if epoch == start else 0)
+        saver.begin_epoch(epoch, train_loader.start, steps_per_epoch)
+        try:
+            with autocast:
+                out = train_epoch(net, train_loader, optimizer, scheduler, args.clip_grad_norm, epoch, step,
+                                  show=d.main and not args.no_progress, on_step=saver.on_step)
+        except KeyboardInterrupt:
+            saver.save_interrupted()
+            raise
         step = out.pop("step")
         record = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0], "train": out}
         if d.main:
             record["val"] = _evaluate(evaluate_fn, model, loaders["val"], tokenizer, d, autocast)
             improved = tracker.update(epoch, record["val"])
             record["best"] = dict(tracker.best)
-            state = {"epoch": epoch, "step": step, "tracker": tracker.state()}
+            state = {"epoch": epoch, "step": step, "epoch_step": steps_per_epoch, "tracker": tracker.state()}
             with defer_sigint():  # Ctrl-C waits until the checkpoints and LATEST are all written
                 if improved:  # video: a new best 4-task validation average (the official best_avg_valid_model)
                     save_checkpoint(run_dir / BEST, model, config, state)
@@ -245,6 +256,59 @@ def _video_test(args, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, a
                       "best_epoch": tracker.best_epoch, "test_predictions": files}))
 
 
+def _resume(args, run_dir: Path, model, optimizer, scheduler, steps_per_epoch: int, log: RunLog):
+    """Load ``LATEST``: returns (first epoch, its first step, global step, best tracker)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise CheckpointError(f"--resume: no checkpoint in {run_dir} (expected {run_dir / 'LATEST'})")
+    state = load_checkpoint(latest, model, optimizer, scheduler)
+    epoch, done = state["epoch"], state.get("epoch_step", steps_per_epoch)
+    if done > steps_per_epoch:
+        raise CheckpointError(f"{latest} was saved at step {done} of epoch {epoch}, but an epoch now has "
+                              f"{steps_per_epoch} steps: resume with the data and --batch_size of the run")
+    log.line(f"resumed from {latest} (epoch {epoch}, step {done}/{steps_per_epoch} of it, global step "
+             f"{state['step']})")
+    start, first = (epoch, done) if done < steps_per_epoch else (epoch + 1, 0)
+    return start, first, state["step"], BestTracker(args.tasks, state.get("tracker"))
+
+
+class StepSaver:
+    """Mid-epoch checkpoints: every ``every`` optimizer steps (``--save_every_steps``) and when Ctrl-C stops an
+    epoch. The state names the epoch and its completed steps (``epoch_step``), so ``--resume`` continues at the
+    next batch; the RNG states are those right after that step, as an uninterrupted run had them."""
+
+    def __init__(self, run_dir: Path, model, config: dict, optimizer, scheduler, tracker: BestTracker, every: int,
+                 main: bool):
+        self.run_dir, self.model, self.config = run_dir, model, config
+        self.optimizer, self.scheduler, self.tracker = optimizer, scheduler, tracker
+        self.every, self.main = every, main
+        self.epoch, self.first, self.done, self.step, self.rng = 0, 0, 0, 0, None
+
+    def begin_epoch(self, epoch: int, first: int, steps_per_epoch: int) -> None:
+        self.epoch, self.first, self.done, self.total = epoch, first, first, steps_per_epoch
+
+    def on_step(self, done: int, step: int) -> None:
+        """Called by ``train_epoch`` after each optimizer step (``done`` steps of this epoch, ``step`` in all)."""
+        self.done, self.step = done, step
+        if not self.main:
+            return
+        self.rng = capture_rng()
+        if self.every and step % self.every == 0 and done < self.total:
+            self._save()
+
+    def save_interrupted(self) -> None:
+        """Save the position of the last completed step of this epoch (nothing when no step was done)."""
+        if self.main and self.done > self.first:
+            self._save(self.rng)
+
+    def _save(self, rng=None) -> None:
+        state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.done, "tracker": self.tracker.state()}
+        with defer_sigint():
+            save_checkpoint(self.run_dir / "LAST", self.model, self.config, state, self.optimizer, self.scheduler,
+                            rng=rng)
+            mark_latest(self.run_dir, "LAST")
+
+
 def _wrap(model, d: Dist, method: str):
     if not d.enabled:
         return model
@@ -272,8 +336,8 @@ def run(args) -> int:
         print(f"error: training stopped: {err}; the last good checkpoint is kept", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print("interrupted: the last epoch checkpoint is kept; continue with the same command plus --resume",
-              file=sys.stderr)
+        print("interrupted: the checkpoint of the last completed step is kept; continue with the same command plus "
+              "--resume", file=sys.stderr)
         return 130
 
 

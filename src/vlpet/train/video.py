@@ -46,7 +46,8 @@ def build_video_data(args, tokenizer, main: bool, n_frames: int) -> dict:
     prompts = video_task_prompts(args.use_tasks_prompts)
     limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official topk > 1: first N)
     train = build_video_datasets(layout, tokenizer, "train", tasks, prompts, limit(args.train_topk), n_frames)
-    loaders = {"train": MultitaskLoader(build_video_loaders(train, args.batch_size, True, args.num_workers))}
+    loaders = {"train": MultitaskLoader(build_video_loaders(train, args.batch_size, True, args.num_workers),
+                                        args.seed)}
     if main:
         for phase in ("val", "test"):
             sets = build_video_datasets(layout, tokenizer, phase, tasks, prompts, limit(args.valid_topk), n_frames)
