@@ -134,6 +134,8 @@ class VLModel(nn.Module):
         kwargs.update(generate_kwargs)
         if self.kind == "bart" and kwargs["num_beams"] > 1:
             kwargs.setdefault("forced_eos_token_id", self.config.eos_token_id)
+        if kwargs["num_beams"] == 1:  # early stopping only concerns beam search (and greedy warns about it)
+            kwargs.pop("early_stopping", None)
         # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
         return self.lm.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
                                 decoder_start_token_id=self.config.decoder_start_token_id,
