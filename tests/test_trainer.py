@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -64,6 +65,8 @@ def test_train_validate_test_writes_the_run_folder(data, tmp_path, capsys, backb
     saved = load_file(str(out / "LAST" / "pet_weights.safetensors"))
     assert saved and all(".lm.model.shared" not in k for k in saved)  # only what was trained
     assert (out / "LATEST").read_text().strip() == "LAST"
+    if importlib.util.find_spec("tensorboard") is not None:  # in requirements.txt; optional for the package
+        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def _run(args: list[str], **kw) -> subprocess.Popen:

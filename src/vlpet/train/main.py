@@ -95,8 +95,10 @@ class RunLog:
             return
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-        flat = {f"{k}/{t}": v for k, sub in record.items() if isinstance(sub, dict) for t, v in sub.items()}
-        flat.update({k: v for k, v in record.items() if isinstance(v, (int, float))})
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        flat = {f"{k}/{t}": v for k, sub in record.items() if isinstance(sub, dict) for t, v in sub.items()
+                if number(v)}  # e.g. val/vqa, best/avg; not the video test file paths
+        flat.update({k: v for k, v in record.items() if number(v)})
         if self.tb is not None:
             for key, value in flat.items():
                 self.tb.add_scalar(key, value, step)
