@@ -234,3 +234,21 @@ def test_every_baseline_trains_end_to_end(data, tmp_path, capsys, name):
     assert config["pet"]["method"] == method and config["pet"]["gate"] == (gate or "none")
     saved = load_file(str(out / "LAST" / "pet_weights.safetensors"))
     assert saved and (method != "full_finetuning" or any("lm.model.shared" in k for k in saved))
+
+
+def test_load_then_epochs_0_tests_the_loaded_weights(data, tmp_path, capsys):
+    """--load a run's LAST/ with --epochs 0: test only (the official multitask_infer), same scores as that run."""
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert train_main(argv(data, first, extra="--tasks nlvr,caption --epochs 2")) == 0
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test"]
+    assert train_main(argv(data, again, extra=f"--tasks nlvr,caption --epochs 0 --load {first / 'LAST'}")) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(out[-1])["test"] == trained
+    assert any(line.startswith("loaded weights from") for line in out)
+    assert not (again / "LAST").exists()  # nothing trained, nothing saved
+
+
+def test_load_of_a_missing_checkpoint_is_one_clear_error(data, tmp_path, capsys):
+    assert train_main(argv(data, tmp_path / "run", extra=f"--load {tmp_path / 'nope'}")) == 2
+    err = capsys.readouterr().err
+    assert "nope.pth" in err and "pet_weights.safetensors" in err and "Traceback" not in err

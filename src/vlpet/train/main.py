@@ -174,6 +174,7 @@ def train(args) -> int:
     model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     video = is_video(task_list(args))
     model = build_model(model_cfg, pet_cfg).to(d.device)
+    loaded = load_initial_weights(model, args.load) if args.load else None
     run_dir = run_dir_for(args, model.kind, video)
     if d.main and not args.resume and latest_checkpoint(run_dir) is not None:
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
@@ -183,6 +184,8 @@ def train(args) -> int:
     if d.main:
         (run_dir / "config.json").write_text(json.dumps(config, indent=1, default=str))
     log.line(percentage_line(*count_parameters(model)))
+    if loaded:
+        log.line(f"loaded weights from {loaded}")
     loaders = build_video_data(args, tokenizer, d.main, model_cfg.n_boxes) if video else \
         build_data(args, tokenizer, d.main)
     train_loader = DeviceLoader(loaders["train"], d.device)
@@ -256,6 +259,25 @@ def _video_test(args, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, a
         log.line(f"test predictions ({name} weights): " + " ".join(written.values()))
     print(json.dumps({"run_dir": str(run_dir), "val": tracker.last, "best_val": tracker.best,
                       "best_epoch": tracker.best_epoch, "test_predictions": files}))
+
+
+def load_initial_weights(model, load: str) -> Path:
+    """``--load X``: initial weights, as the official flag (``X`` or ``X.pth``, the official full state dict with or
+    without ``module.``), or one of our checkpoint folders (``X`` holding ``pet_weights.safetensors``, e.g.
+    ``snap/…/LAST`` or ``BEST``). Unlike the official ``strict=False``, keys that do not fit are one error naming
+    them. With ``--epochs 0`` the run only tests (the official multitask_infer)."""
+    from ..pet.official import load_official_state_dict, read_checkpoint
+
+    path = Path(load)
+    if (path / "pet_weights.safetensors").is_file():
+        load_checkpoint(path, model)
+        return path
+    for candidate in (path, Path(f"{load}.pth")):
+        if candidate.is_file():
+            load_official_state_dict(model, read_checkpoint(candidate))
+            return candidate
+    raise CheckpointError(f"--load {load}: neither a checkpoint folder ({path / 'pet_weights.safetensors'}) nor an "
+                          f"official state dict ({path} or {load}.pth) exists")
 
 
 def _resume(args, run_dir: Path, model, optimizer, scheduler, steps_per_epoch: int, log: RunLog):
