@@ -41,6 +41,9 @@ def test_t5_small_zero_init_flags():
 @pytest.mark.parametrize("argv,match", [(["--use_lradapter"], "not implemented"),
                                         (["--use_encoder_adapter_gating_add"], "not implemented"),
                                         (["--gradient_accumulation_steps", "2"], "gradient_accumulation_steps 2"),
+                                        (["--optim", "sgd"], "--optim sgd"),
+                                        (["--multitask_sampling", "balanced"], "multitask_sampling balanced"),
+                                        (["--testing"], "--testing True"),
                                         (["--use_lora"], "select 2 PET methods")])
 def test_unsupported_options_are_named(argv, match):
     with pytest.raises(ValueError, match=match):
