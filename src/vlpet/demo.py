@@ -38,7 +38,8 @@ from .data.synth import synth_words, write_synthetic
 from .data.tokenizer import build_tokenizer
 from .models.build import build_model
 from .pet.trainable import count_parameters, percentage_line
-from .train.loop import evaluate, score, train_epoch
+from .tasks import get_task
+from .train.loop import evaluate, train_epoch
 from .train.optim import HFAdamW, linear_warmup_schedule, param_groups
 
 TASKS = ("vqa", "gqa", "nlvr", "caption")
@@ -175,7 +176,7 @@ def chance_scores(test_loaders: dict, train_sets: dict) -> dict[str, float]:
         else:
             common = Counter(d["sent"] for d in train_sets["caption"].data).most_common(1)[0][0]
             guesses = [{d["img_id"]: common for d in data}]
-        chance[task] = max(score(task, guess, loader) for guess in guesses)
+        chance[task] = max(get_task(task).score(guess, loader) for guess in guesses)
     return chance
 
 

@@ -32,8 +32,8 @@ from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import capture_rng, defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
 from .distributed import Dist, barrier, init_distributed, shutdown
-from .loop import BestTracker, NonFiniteLossError, evaluate, train_epoch
-from .video import BEST, BEST_SUFFIX, build_video_data, evaluate_video, is_video, write_test_predictions
+from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_epoch
+from .video import BEST, BEST_SUFFIX, build_video_data, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
@@ -197,7 +197,7 @@ def train(args) -> int:
         start, first, step, tracker = _resume(args, run_dir, model, optimizer, scheduler, steps_per_epoch, log)
     net = _wrap(model, d, pet_cfg.method)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
-    evaluate_fn = _video_evaluator(args) if video else evaluate
+    tasks = tasks_for(task_list(args), args.num_beams, args.gen_max_length)
     saver = StepSaver(run_dir, model, config, optimizer, scheduler, tracker, args.save_every_steps, d.main)
     for epoch in range(start, args.epochs):
         train_loader.set_epoch(epoch, first if epoch == start else 0)
@@ -205,14 +205,14 @@ def train(args) -> int:
         try:
             with autocast:
                 out = train_epoch(net, train_loader, optimizer, scheduler, args.clip_grad_norm, epoch, step,
-                                  show=d.main and not args.no_progress, on_step=saver.on_step)
+                                  show=d.main and not args.no_progress, on_step=saver.on_step, tasks=tasks)
         except KeyboardInterrupt:
             saver.save_interrupted()
             raise
         step = out.pop("step")
         record = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0], "train": out}
         if d.main:
-            record["val"] = _evaluate(evaluate_fn, model, loaders["val"], tokenizer, d, autocast)
+            record["val"] = _evaluate(tasks, model, loaders["val"], tokenizer, d, autocast)
             improved = tracker.update(epoch, record["val"])
             record["best"] = dict(tracker.best)
             state = {"epoch": epoch, "step": step, "epoch_step": steps_per_epoch, "tracker": tracker.state()}
@@ -226,39 +226,40 @@ def train(args) -> int:
                      " ".join(f"{t} {s:.2f}@{tracker.best_epoch[t]}" for t, s in tracker.best.items()))
         log.metrics(record, step)
         barrier(d)
-    if d.main and video:
-        _video_test(args, model, loaders["test"], tokenizer, run_dir, d, autocast, log, tracker, step)
-    elif d.main:
-        test = _evaluate(evaluate_fn, model, loaders["test"], tokenizer, d, autocast)
-        log.metrics({"test": test, "epoch": args.epochs - 1}, step)
-        log.line("test (last epoch): " + " ".join(f"{t} {s:.2f}" for t, s in test.items()))
-        print(json.dumps({"run_dir": str(run_dir), "test": test, "best_val": tracker.best}))
+    if d.main:
+        _test(args, tasks, model, loaders["test"], tokenizer, run_dir, d, autocast, log, tracker, step)
     shutdown(d)
     return 0
 
 
-def _video_evaluator(args):
-    """The video validation with the generation settings of the official video trainer (beam, max length)."""
-    return lambda model, loaders, tokenizer: evaluate_video(model, loaders, tokenizer, args.num_beams,
-                                                            args.gen_max_length)
-
-
-def _video_test(args, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, autocast, log: RunLog,
-                tracker: BestTracker, step: int) -> None:
-    """Unlabelled test splits: VALUE submission files from the LAST weights, then again from BEST (if saved)."""
-    gen = dict(num_beams=args.num_beams, max_length=args.gen_max_length)
-    device_loaders = {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}
-    model.eval()
-    with autocast:
-        files = {"LAST": write_test_predictions(model, device_loaders, tokenizer, run_dir, **gen)}
-        if (run_dir / BEST).is_dir():
-            load_checkpoint(run_dir / BEST, model)
-            files[BEST] = write_test_predictions(model, device_loaders, tokenizer, run_dir, BEST_SUFFIX, **gen)
-    log.metrics({"test_predictions": files, "epoch": args.epochs - 1}, step)
+def _test(args, tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, autocast, log: RunLog,
+          tracker: BestTracker, step: int) -> None:
+    """The test phase on the last weights: labelled splits are scored; unlabelled ones (video) write their
+    submission files, then again from the BEST weights when a BEST checkpoint was saved (the official video trainer).
+    Prints the final JSON line."""
+    scored = {t: loader for t, loader in loaders.items() if tasks[t].labelled_test}
+    unlabelled = {t: DeviceLoader(loader, d.device) for t, loader in loaders.items() if not tasks[t].labelled_test}
+    test = _evaluate(tasks, model, scored, tokenizer, d, autocast) if scored else {}
+    files: dict[str, dict[str, str]] = {}
+    if unlabelled:
+        model.eval()
+        with autocast:
+            files["LAST"] = _submissions(tasks, model, unlabelled, tokenizer, run_dir)
+            if (run_dir / BEST).is_dir():
+                load_checkpoint(run_dir / BEST, model)
+                files[BEST] = _submissions(tasks, model, unlabelled, tokenizer, run_dir, BEST_SUFFIX)
+    log.metrics({"test": test, "test_predictions": files, "epoch": args.epochs - 1}, step)
+    if test:
+        log.line("test (last epoch): " + " ".join(f"{t} {s:.2f}" for t, s in test.items()))
     for name, written in files.items():
         log.line(f"test predictions ({name} weights): " + " ".join(written.values()))
-    print(json.dumps({"run_dir": str(run_dir), "val": tracker.last, "best_val": tracker.best,
+    print(json.dumps({"run_dir": str(run_dir), "test": test, "val": tracker.last, "best_val": tracker.best,
                       "best_epoch": tracker.best_epoch, "test_predictions": files}))
+
+
+def _submissions(tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, suffix: str = "") -> dict[str, str]:
+    return {t: str(tasks[t].write_submission(model, loader, tokenizer, run_dir / tasks[t].submission_name(suffix)))
+            for t, loader in loaders.items()}
 
 
 def load_initial_weights(model, load: str) -> Path:
@@ -343,10 +344,11 @@ def _wrap(model, d: Dist, method: str):
                                                      find_unused_parameters=method == "hyperformer")
 
 
-def _evaluate(evaluate_fn, model, loaders: dict, tokenizer, d: Dist, autocast) -> dict[str, float]:
+def _evaluate(tasks: dict, model, loaders: dict, tokenizer, d: Dist, autocast) -> dict[str, float]:
     model.eval()
     with autocast:
-        return evaluate_fn(model, {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}, tokenizer)
+        return evaluate(model, {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}, tokenizer,
+                        tasks=tasks)
 
 
 def run(args) -> int:
