@@ -6,8 +6,9 @@ Usage: ``python bench/train_step.py --backbone {bart-base,t5-base} --method M [-
 The model is the full-size preset with random weights (no download), the method's published configuration
 (``vlpet.param.method_preset``), in train mode (dropout on). The batch has ``--batch`` samples of 20 text tokens,
 49 raw grid features (pooled by the model to 36 visual tokens) with zero boxes, and 20-token targets. One step is
-forward, ``sample_mean_loss``, backward, ``clip_grad_norm_(5)`` on the trainable parameters, ``torch.optim.AdamW``
-step, ``zero_grad()`` (grads to None, as the trainer does). ``--warmup`` steps are run first and not timed; on CUDA
+forward, ``sample_mean_loss``, backward, ``clip_grad_norm_(5)`` on the trainable parameters, the trainer's optimizer
+step (``HFAdamW``, the HF 4.2.1 update rule, over the official weight-decay groups), ``zero_grad()`` (grads to None,
+as the trainer does). ``--warmup`` steps are run first and not timed; on CUDA
 every step is synchronised. ``--bf16`` wraps forward and loss in ``torch.autocast(bfloat16)`` (weights stay fp32).
 
 Glibc allocator: ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` (../shared/transformers5.md §4) only take
@@ -63,6 +64,7 @@ import torch  # noqa: E402
 
 from vlpet.config import ModelConfig  # noqa: E402
 from vlpet.losses import sample_mean_loss  # noqa: E402
+from vlpet.train.optim import HFAdamW, param_groups  # noqa: E402
 from vlpet.models.build import build_model  # noqa: E402
 from vlpet.models.presets import resolve_preset  # noqa: E402
 from vlpet.param import BASELINES, VLPET_METHODS, method_preset  # noqa: E402
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     model, batch, device = setup(args)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+    optimizer = HFAdamW(param_groups(model, 0.01), lr=1e-4, eps=1e-6)
     last = {}
 
     def step():
