@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .config import ModelConfig, PETConfig, to_dict
 from .data.layout import DataLayout
@@ -132,7 +133,8 @@ def _quiet_hub_bars():
             hf_logging.enable_progress_bar()
 
 
-def pretrain_backbone(cfg: DemoConfig, tokenizer, arch: dict, texts: list[str], out: Path, log) -> Path:
+def pretrain_backbone(cfg: DemoConfig, tokenizer, arch: dict, texts: list[str], out: Path, log,
+                      show: bool = False) -> Path:
     """Pretrain the tiny BART on ``texts`` as a denoising LM (masked text -> text), save it to ``out``.
 
     Stands in for the hub's pretrained weights: PET adapts a *pretrained* frozen backbone, and a random one gives
@@ -146,7 +148,9 @@ def pretrain_backbone(cfg: DemoConfig, tokenizer, arch: dict, texts: list[str], 
     mask_id = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
     specials = torch.tensor(sorted(tokenizer.all_special_ids))
     tic, loss = time.perf_counter(), torch.tensor(float("nan"))
-    for _ in range(cfg.pretrain_steps):
+    log(f"pretraining the tiny BART backbone on {len(texts)} training texts (text only) ...")
+    for _ in tqdm(range(cfg.pretrain_steps), desc="pretrain backbone", disable=not show, leave=False,
+                  dynamic_ncols=True):
         enc = tokenizer(rng.sample(texts, min(cfg.pretrain_batch, len(texts))), padding=True, return_tensors="pt")
         labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
         words = ~torch.isin(enc.input_ids, specials)
@@ -266,7 +270,8 @@ def run(args: argparse.Namespace) -> int:
     arch = dict(vocab_size=len(tokenizer) - 200, d_model=cfg.d_model, encoder_layers=cfg.layers,
                 decoder_layers=cfg.decoder_layers, encoder_ffn_dim=cfg.ffn_dim, decoder_ffn_dim=cfg.ffn_dim,
                 init_std=cfg.init_std)
-    backbone = pretrain_backbone(cfg, tokenizer, arch, pretraining_texts(train_sets), run_dir / "backbone", log)
+    backbone = pretrain_backbone(cfg, tokenizer, arch, pretraining_texts(train_sets), run_dir / "backbone", log,
+                                 show)
     seed_everything(cfg.seed)
     model_cfg = ModelConfig(backbone=str(backbone), pretrained=True, vocab_size=len(tokenizer),
                             feat_dim=cfg.feat_dim)
