@@ -10,9 +10,10 @@ matplotlib is installed), ``backbone/`` and ``data/``. The last stdout line is o
 ``{"run_dir": …, "test": {task: score}, "chance": {task: score}}``; ``chance`` is the best constant guess
 (majority answer / label on the test split, CIDEr of the most frequent training caption).
 
-The pretraining sees only the training *inputs* as text (questions, NLVR2 statements, captions), never an image, an
-answer or a label: everything that ties the images to the answers is learned by the PET modules, the visual
-embedding and the encoder layer norms, as in the paper. The demo uses generous PET sizes for its tiny model.
+The pretraining sees text only: the training questions, NLVR2 statements and caption sentences and the vocabulary's
+words; never an image, a question paired with its answer or a statement with its label. Everything that ties the
+images to the answers is learned by the PET modules, the visual embedding and the encoder layer norms, as in the
+paper. The demo uses generous PET sizes for its tiny model.
 """
 
 from __future__ import annotations

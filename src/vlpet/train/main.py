@@ -33,7 +33,7 @@ from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import capture_rng, defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
 from .distributed import Dist, barrier, init_distributed, shutdown
 from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_epoch
-from .video import BEST, BEST_SUFFIX, build_video_data, is_video
+from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, build_video_data, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
@@ -141,8 +141,6 @@ def seed_everything(seed: int) -> None:
 
 def task_list(args) -> list[str]:
     """``--tasks`` as a list (default: the four image-text tasks); unknown names are an error."""
-    from .video import VIDEO_TASKS
-
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] or list(IMAGE_TASKS)
     unknown = [t for t in tasks if t not in IMAGE_TASKS + VIDEO_TASKS]
     if unknown:
@@ -172,7 +170,8 @@ def train(args) -> int:
     pet_cfg = pet_config_from_args(args)
     tokenizer = load_tokenizer(args.tokenizer or args.backbone)
     model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
-    video = is_video(task_list(args))
+    names = task_list(args)
+    video = is_video(names)
     model = build_model(model_cfg, pet_cfg).to(d.device)
     loaded = load_initial_weights(model, args.load) if args.load else None
     run_dir = run_dir_for(args, model.kind, video)
@@ -197,7 +196,7 @@ def train(args) -> int:
         start, first, step, tracker = _resume(args, run_dir, model, optimizer, scheduler, steps_per_epoch, log)
     net = _wrap(model, d, pet_cfg.method)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
-    tasks = tasks_for(task_list(args), args.num_beams, args.gen_max_length)
+    tasks = tasks_for(names, args.num_beams, args.gen_max_length)
     saver = StepSaver(run_dir, model, config, optimizer, scheduler, tracker, args.save_every_steps, d.main)
     for epoch in range(start, args.epochs):
         train_loader.set_epoch(epoch, first if epoch == start else 0)
