@@ -16,15 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 from vlpet.train.main import main as train_main
+from vlpet_flags import GATES, VLPET
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-GATES = {"small": "--use_encoder_adapter_gating_small_xy_cat", "middlex": "--use_encoder_adapter_gating_middle_xy_add",
-         "middley": "--use_encoder_adapter_gating_middle_ia3_add",
-         "large": "--use_encoder_adapter_gating_large_x_lowrank --adapter_gating_down_dim 16"}
-VLPET = ("--use_adapter --use_single_adapter --no_encoder_adapter --use_adapter_down_dim "
-         "--use_encoder_adapter_down_multihead --adapter_down_dim 16 --encoder_adapter_multihead_num_head 4 "
-         "--unfreeze_encoder_layer_norms --no_decoder_adapter --use_decoder_enc_attn_value_parallel_adapter_down_dim "
-         "--decoder_enc_attn_value_parallel_adapter_down_dim 16")
 T5_EXTRA = "--use_encoder_multihead_up_zero_init --use_encoder_gating_scaling --encoder_gating_scaling_factor 0.3"
 
 

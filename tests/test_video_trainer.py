@@ -14,12 +14,9 @@ from safetensors.torch import load_file
 
 from vlpet.train.loop import BestTracker
 from vlpet.train.main import main as train_main
+from vlpet_flags import GATES, VLPET
 
 ROOT = Path(__file__).resolve().parents[1]
-VLPET = ("--use_adapter --use_single_adapter --no_encoder_adapter --use_adapter_down_dim "
-         "--use_encoder_adapter_down_multihead --adapter_down_dim 16 --encoder_adapter_multihead_num_head 4 "
-         "--unfreeze_encoder_layer_norms --no_decoder_adapter --use_decoder_enc_attn_value_parallel_adapter_down_dim "
-         "--decoder_enc_attn_value_parallel_adapter_down_dim 16")
 SUBMISSIONS = ("tvqa_test_predictions.json", "how2qa_test_public_predictions.json", "tvc_test_predictions.jsonl",
                "yc2c_test_predictions.jsonl")
 
@@ -37,7 +34,7 @@ def data(tmp_path_factory):
 
 
 def argv(data: Path, out: Path, backbone: str = "tiny-bart", tasks: str = "tvqa,how2qa,tvc,yc2c", epochs: int = 2,
-         method: str = VLPET + " --use_encoder_adapter_gating_large_x_lowrank --adapter_gating_down_dim 16",
+         method: str = VLPET + " " + GATES["large"],
          extra: str = "") -> list[str]:
     style = backbone.split("-")[1]
     return (f"--backbone {backbone} --from_scratch --tokenizer {data / f'tok-{style}'} --datasets_root {data / 'data'} "
@@ -83,7 +80,7 @@ def test_video_run_validates_selects_best_and_writes_submissions(data, tmp_path,
 def test_video_subset_on_t5_has_no_selection(data, tmp_path, capsys):
     """Without the full "tvqa,how2qa,tvc,yc2c" string there is no average and no BEST (the official condition)."""
     out = tmp_path / "run"
-    t5 = VLPET + " --use_encoder_adapter_gating_small_xy_cat --use_encoder_multihead_up_zero_init"
+    t5 = VLPET + " " + GATES["small"] + " --use_encoder_multihead_up_zero_init"
     assert train_main(argv(data, out, "tiny-t5", "tvqa,tvc", epochs=1, method=t5)) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(final["val"]) == {"tvqa", "tvc"} and "avg" not in final["best_val"]

@@ -30,6 +30,11 @@ def tasks_for(names, num_beams: int = 5, max_length: int = 20) -> dict[str, Task
     return {name: get_task(name, num_beams, max_length) for name in names}
 
 
+def _task(tasks: dict[str, Task] | None, name: str) -> Task:
+    """The run's ``Task`` for ``name``, or the default one (``get_task``) when the run gave none."""
+    return tasks[name] if tasks and name in tasks else get_task(name)
+
+
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
                 show: bool = True, on_step=None, tasks: dict[str, Task] | None = None) -> dict:
     """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
@@ -44,7 +49,7 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     sums: dict[str, list[float]] = {}
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False, dynamic_ncols=True)
     for batch in bar:
-        task = tasks[batch["task"]] if tasks and batch["task"] in tasks else get_task(batch["task"])
+        task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()} at step {step} (epoch {epoch}), task {batch['task']}")
@@ -75,7 +80,7 @@ def evaluate(model, loaders: dict, tokenizer, show: bool = False, timings: dict 
     scores = {}
     for name, loader in loaders.items():
         start = time.perf_counter()
-        task = tasks[name] if tasks and name in tasks else get_task(name)
+        task = _task(tasks, name)
         scores[name] = task.score(task.predict(model, loader, tokenizer, show), loader)
         if timings is not None:
             timings[name] = round(time.perf_counter() - start, 2)

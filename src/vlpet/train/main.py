@@ -26,6 +26,7 @@ from ..config import to_dict
 from ..data.layout import DataError, DataLayout
 from ..data.multitask import MultitaskLoader, build_datasets, build_loaders, task_prompts
 from ..data.tokenizer import load_tokenizer
+from ..data.video import VideoLayout, build_video_datasets, build_video_loaders, video_task_prompts
 from ..models.build import build_model
 from ..param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from ..pet.official import CheckpointError
@@ -33,7 +34,7 @@ from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import capture_rng, defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
 from .distributed import Dist, barrier, init_distributed, shutdown
 from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_epoch
-from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, build_video_data, is_video
+from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
@@ -149,17 +150,30 @@ def task_list(args) -> list[str]:
     return tasks
 
 
-def build_data(args, tokenizer, main: bool):
-    tasks = task_list(args)
-    layout = DataLayout(args.datasets_root)
-    prompts = task_prompts(args.use_tasks_prompts, args.fix_gqa_prompt)
+def build_data(args, tokenizer, main: bool, tasks: list[str], video: bool, n_frames: int) -> dict:
+    """Train loader (a ``MultitaskLoader``) on every rank; val and test loaders on the main process only (as the
+    official trainers). ``video`` picks the VALUE video data (``n_frames`` = ``--n_boxes``), else the image-text data."""
+    if video:
+        layout = VideoLayout(args.datasets_root)
+        prompts = video_task_prompts(args.use_tasks_prompts)
+        loaders_of = build_video_loaders
+
+        def datasets(phase: str, limit: int | None) -> dict:
+            return build_video_datasets(layout, tokenizer, phase, tasks, prompts, limit, n_frames)
+    else:
+        layout = DataLayout(args.datasets_root)
+        prompts = task_prompts(args.use_tasks_prompts, args.fix_gqa_prompt)
+        loaders_of = build_loaders
+
+        def datasets(phase: str, limit: int | None) -> dict:
+            return build_datasets(layout, tokenizer, phase, tasks, prompts, limit)
     limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official --train_topk > 1: first N)
-    train = build_datasets(layout, tokenizer, "train", tasks, prompts, limit(args.train_topk))
-    loaders = {"train": MultitaskLoader(build_loaders(train, args.batch_size, True, args.num_workers), args.seed)}
+    train = datasets("train", limit(args.train_topk))
+    loaders = {"train": MultitaskLoader(loaders_of(train, args.batch_size, True, args.num_workers), args.seed)}
     if main:  # the official code validates and tests on rank 0 only
         for phase in ("val", "test"):
-            sets = build_datasets(layout, tokenizer, phase, tasks, prompts, limit(args.valid_topk))
-            loaders[phase] = build_loaders(sets, args.batch_size, False, args.num_workers)
+            loaders[phase] = loaders_of(datasets(phase, limit(args.valid_topk)), args.batch_size, False,
+                                        args.num_workers)
     return loaders
 
 
@@ -185,8 +199,7 @@ def train(args) -> int:
     log.line(percentage_line(*count_parameters(model)))
     if loaded:
         log.line(f"loaded weights from {loaded}")
-    loaders = build_video_data(args, tokenizer, d.main, model_cfg.n_boxes) if video else \
-        build_data(args, tokenizer, d.main)
+    loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes)
     train_loader = DeviceLoader(loaders["train"], d.device)
     steps_per_epoch = train_loader.steps_per_epoch
     optimizer = HFAdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.adam_eps)

@@ -1,6 +1,7 @@
 """The video-text side of the trainer (pipeline spec §1.5, §4.6-§4.8): TVQA, How2QA, TVC, YC2C.
 
-* Data: ``vlpet.data.video`` on the VALUE layout under ``<datasets root>/video``; every task uses ``--batch_size``.
+* Data: ``vlpet.data.video`` on the VALUE layout under ``<datasets root>/video`` (built by ``main.build_data``);
+  every task uses ``--batch_size``.
 * Validation, generation and submission files: ``vlpet.tasks.video``.
 * Model selection: the unweighted mean of the four validation scores when ``--tasks`` contains
   "tvqa,how2qa,tvc,yc2c" (``loop.BestTracker``); a new best (or epoch 0) saves the ``BEST`` checkpoint (the official
@@ -10,8 +11,7 @@
 
 from __future__ import annotations
 
-from ..data.video import TASKS, VideoLayout, build_video_datasets, build_video_loaders, parse_tasks, \
-    video_task_prompts
+from ..data.video import TASKS
 
 VIDEO_TASKS = TASKS
 BEST = "BEST"
@@ -25,21 +25,3 @@ def is_video(tasks: list[str]) -> bool:
         raise ValueError(f"--tasks mixes video ({','.join(video)}) and image-text tasks; the official trainers "
                          "(multitask.py, multitask_video.py) run one family at a time")
     return bool(video)
-
-
-def build_video_data(args, tokenizer, main: bool, n_frames: int) -> dict:
-    """Train loader (a ``MultitaskLoader``) on every rank; val and test loaders on the main process only."""
-    from ..data.multitask import MultitaskLoader
-
-    tasks = parse_tasks(args.tasks)
-    layout = VideoLayout(args.datasets_root)
-    prompts = video_task_prompts(args.use_tasks_prompts)
-    limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official topk > 1: first N)
-    train = build_video_datasets(layout, tokenizer, "train", tasks, prompts, limit(args.train_topk), n_frames)
-    loaders = {"train": MultitaskLoader(build_video_loaders(train, args.batch_size, True, args.num_workers),
-                                        args.seed)}
-    if main:
-        for phase in ("val", "test"):
-            sets = build_video_datasets(layout, tokenizer, phase, tasks, prompts, limit(args.valid_topk), n_frames)
-            loaders[phase] = build_video_loaders(sets, args.batch_size, False, args.num_workers)
-    return loaders
