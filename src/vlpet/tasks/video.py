@@ -19,16 +19,12 @@ from .base import Task
 class VideoTask(Task):
     labelled_test = False
 
-    def _generate_all(self, model, loader, tokenizer, show: bool):
-        """``(ids, texts, batches)`` over the loader, in dataset order."""
-        ids, texts, batches = [], [], []
-        with torch.no_grad():
-            for batch in self.batches(model, loader, show):
-                generated = self.generate(model, batch, tokenizer)
-                ids += list(batch["question_ids"])
-                texts += generated
-                batches.append((batch, generated))
-        return ids, texts, batches
+    def _generated(self, model, loader, tokenizer, show: bool):
+        """``(batch, generated texts)`` per batch, in dataset order (batches are not kept)."""
+        for batch in self.batches(model, loader, show):
+            with torch.no_grad():  # not across the yield: the caller's code keeps its own grad mode
+                texts = self.generate(model, batch, tokenizer)
+            yield batch, texts
 
     def score(self, predictions, loader) -> float:
         return score_video(self.name, predictions, loader.dataset.ground_truth())["score"]
@@ -43,8 +39,10 @@ class VideoQATask(VideoTask):
     """TVQA, How2QA: the choice label "a<k>" is generated; predictions are {question id: text}."""
 
     def predict(self, model, loader, tokenizer, show: bool = False) -> dict:
-        ids, texts, _ = self._generate_all(model, loader, tokenizer, show)
-        return dict(zip(ids, texts))
+        preds = {}
+        for batch, texts in self._generated(model, loader, tokenizer, show):
+            preds.update(zip(batch["question_ids"], texts))
+        return preds
 
     def write_submission(self, model, loader, tokenizer, path: Path, show: bool = False) -> Path:
         return write_value_submission(self.name, self.predict(model, loader, tokenizer, show), path)
@@ -54,9 +52,9 @@ class VideoCaptionTask(VideoTask):
     """TVC, YC2C: predictions are the generated captions in dataset order (one per (clip, description))."""
 
     def predict(self, model, loader, tokenizer, show: bool = False) -> list[str]:
-        return self._generate_all(model, loader, tokenizer, show)[1]
+        return [text for _, texts in self._generated(model, loader, tokenizer, show) for text in texts]
 
     def write_submission(self, model, loader, tokenizer, path: Path, show: bool = False) -> Path:
-        _, _, batches = self._generate_all(model, loader, tokenizer, show)
-        records = [record for batch, generated in batches for record in caption_predictions(batch, generated)]
+        records = [record for batch, texts in self._generated(model, loader, tokenizer, show)
+                   for record in caption_predictions(batch, texts)]
         return write_value_submission(self.name, records, path)
