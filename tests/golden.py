@@ -1,4 +1,4 @@
-"""Run one golden fixture of the official code (``../shared/fixtures/upstream/<name>/``) through our model.
+"""Run one golden fixture of the official code (``tests/fixtures/official/<name>/``) through our model.
 
 A fixture holds the official argv, a tiny HF config, the official state dict, inputs and reference outputs
 (fixtures README). We rebuild the model from the argv through ``vlpet.param`` (the published flag mapping), load
@@ -20,7 +20,7 @@ from vlpet.models.build import build_model
 from vlpet.param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from vlpet.pet.official import load_official_state_dict, official_key_table
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
+DEFAULT_DIR = Path(__file__).resolve().parent / "fixtures" / "official"
 _BART_ARCH = ("d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
               "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings", "activation_function",
               "pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "init_std")
