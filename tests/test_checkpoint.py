@@ -20,6 +20,7 @@ from vlpet.train import checkpoint as ckpt
 from vlpet.train.checkpoint import (capture_rng, latest_checkpoint, load_checkpoint, mark_latest, restore_rng,
                                     save_checkpoint, trainable_state_dict)
 from vlpet.train.optim import HFAdamW, linear_warmup_schedule, param_groups
+from vlpet.train.interrupts import defer_signals
 
 B, L, V, F = 2, 6, 49, 16
 MODEL_CFG = dict(backbone="tiny-bart", feat_dim=F)
@@ -198,7 +199,7 @@ def test_crash_mid_save_keeps_previous_checkpoint_and_latest(tmp_path, monkeypat
     good = load_file(str(first / "pet_weights.safetensors"))
     _perturb(model)
 
-    def crash(tmp, directory):
+    def crash(tmp, directory, *keep):
         assert (tmp / "pet_config.json").is_file()  # the temp folder is fully written
         raise RuntimeError("simulated crash")
 
@@ -228,7 +229,7 @@ def test_crash_between_renames_recovers_old_checkpoint(tmp_path, monkeypatch):
         real_rename(src, dst)
 
     monkeypatch.setattr(ckpt.os, "rename", rename)
-    monkeypatch.setattr(ckpt, "_swap_in", lambda tmp, d: (rename(d, d.with_name(d.name + ".old-4242")),
+    monkeypatch.setattr(ckpt, "_swap_in", lambda tmp, d, *keep: (rename(d, d.with_name(d.name + ".old-4242")),
                                                           rename(tmp, d)))
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path / "last", model, _config(), state={"step": 2})
@@ -302,9 +303,9 @@ def test_ctrl_c_during_save_is_held_until_checkpoint_complete(tmp_path, monkeypa
     model = _model()
     real_swap = ckpt._swap_in
 
-    def swap_after_sigint(tmp, directory):
+    def swap_after_sigint(tmp, directory, *keep):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives mid-save
-        real_swap(tmp, directory)
+        real_swap(tmp, directory, *keep)
 
     monkeypatch.setattr(ckpt, "_swap_in", swap_after_sigint)
     with pytest.raises(KeyboardInterrupt):
@@ -314,7 +315,7 @@ def test_ctrl_c_during_save_is_held_until_checkpoint_complete(tmp_path, monkeypa
     assert load_checkpoint(tmp_path / "last", _model(), restore_rng_state=False) == {"step": 5}
     # a trainer can hold Ctrl-C over save + mark_latest
     with pytest.raises(KeyboardInterrupt):
-        with ckpt.defer_sigint():
+        with defer_signals():
             os.kill(os.getpid(), signal.SIGINT)
             save_checkpoint(tmp_path / "next", model, _config(), state={"step": 6})
             mark_latest(tmp_path, "next")

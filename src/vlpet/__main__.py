@@ -31,7 +31,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train"]:  # the trainer has its own parser with every official flag
-        from .train.main import main as train_main
+        from .train.cli import main as train_main
 
         return train_main(argv[1:])
     args = _build_parser().parse_args(argv)

@@ -63,8 +63,8 @@ def add_official_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*names, type=_TYPES[kind], default=default, help=help_text)
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+def build_parser(prog: str, description: str, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser = parser_class(prog=prog, description=description, allow_abbrev=False)
     add_official_flags(parser)
     return parser
 

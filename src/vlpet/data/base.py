@@ -82,7 +82,8 @@ class ImageTextDataset(Dataset):
         return len(self.data)
 
     def read_split(self, path: Path, keys: Sequence[str], what: str) -> list[dict]:
-        """Load and check one JSON list of examples."""
+        """Load and check one JSON list of examples (``sources`` records the files read)."""
+        self.sources = [*getattr(self, "sources", []), path]
         return check_entries(read_json(path, what), keys, path)
 
     def features_folder(self, folder: Path) -> Path:

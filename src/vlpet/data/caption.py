@@ -33,6 +33,7 @@ class CaptionDataset(ImageTextDataset):
     def _load(self) -> list[dict]:
         self.folder = self.features_folder(self.layout.coco_features())
         path = self.layout.coco_karpathy()
+        self.sources = [path]
         images = check_entries(field(read_json(path, "COCO Karpathy caption file"), "images", path, 0),
                                ("split", "filename", "sentences"), path)
         wanted = self.split.split("_")[-1]

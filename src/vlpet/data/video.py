@@ -200,8 +200,8 @@ class VideoDataset(Dataset):
         self.subtitles = load_subtitles(self.subtitles_path)
         self.folder = require(layout.features(self.task), f"{self.task} video-feature folder")
         records = []
-        for source in split.split(","):
-            path = layout.annotation(self.task, source)
+        self.sources = [layout.annotation(self.task, source) for source in split.split(",")]
+        for path in self.sources:
             for index, entry in enumerate(read_jsonl(path, f"{self.task} annotation file")):
                 records += self._records(entry, path, index)
         for record in records:

@@ -13,18 +13,22 @@ in by renames: an existing ``<name>`` is first renamed to ``<name>.old-<pid>``, 
 in the one window where neither is called ``<name>`` (between the two renames) ``load_checkpoint`` and
 ``latest_checkpoint`` rename the complete ``.old`` folder back. ``run_dir/LATEST`` names the checkpoint to resume
 from and is replaced atomically (temp file + ``os.replace``) after the checkpoint is complete, so it never points
-at a half-written folder. SIGINT (Ctrl-C) arriving during a save is held back until the save has finished.
+at a half-written folder. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) arriving during a save is held back until the
+save has finished.
+
+With ``keep_previous`` (the trainer's ``LAST``) the replaced checkpoint is kept as ``<name>.prev`` instead of being
+deleted, so a newest checkpoint found corrupt later (``pet_config.json`` records the sha256 of every file, checked on
+load) still leaves the previous one to resume from. Weights or optimizer state holding NaN/inf are never written
+(``NonFiniteStateError``). Files get the user's umask, as every other file of a run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import shutil
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +38,22 @@ import torch.nn as nn
 
 from .. import __version__
 from ..pet.official import CheckpointError
+from .interrupts import defer_signals
 
 WEIGHTS = "pet_weights.safetensors"
 CONFIG = "pet_config.json"
 TRAINER_STATE = "trainer_state.pt"
 LATEST = "LATEST"
+PREVIOUS = ".prev"
 FORMAT = "vlpet-checkpoint/1"
 
 __all__ = ["CheckpointError", "trainable_state_dict", "save_checkpoint", "load_checkpoint", "read_checkpoint_config",
-           "mark_latest", "latest_checkpoint", "capture_rng", "restore_rng", "defer_sigint", "WEIGHTS", "CONFIG",
-           "TRAINER_STATE", "LATEST"]
+           "mark_latest", "latest_checkpoint", "previous_checkpoint", "describe_checkpoint", "capture_rng",
+           "restore_rng", "NonFiniteStateError", "WEIGHTS", "CONFIG", "TRAINER_STATE", "LATEST"]
+
+
+class NonFiniteStateError(CheckpointError):
+    """The weights (or the optimizer state) to be saved hold NaN or inf: the checkpoint is not written."""
 
 
 # --------------------------------------------------------------------------------------------------- weights
@@ -174,61 +184,60 @@ def _is_complete(directory: Path) -> bool:
 
 
 def _recover(directory: Path) -> None:
-    """If a crash hit between the two renames of a swap, put the complete old checkpoint back under its name."""
+    """If a crash hit between the two renames of a swap, put the complete old checkpoint (``.old-<pid>``, or the
+    ``.prev`` a ``keep_previous`` swap had just made) back under its name."""
     if directory.exists():
         return
-    olds = [p for p in _siblings(directory, "old") if _is_complete(p)]
+    olds = [p for p in _siblings(directory, "old") + [previous_path(directory)] if _is_complete(p)]
     if olds:
         newest = max(olds, key=lambda p: p.stat().st_mtime)
         os.rename(newest, directory)
         _fsync_dir(directory.parent)
 
 
-@contextmanager
-def defer_sigint():
-    """Hold a SIGINT arriving inside the block until its end (main thread only), so Ctrl-C cannot cut a save.
-
-    ``save_checkpoint`` uses it; a trainer can wrap ``save_checkpoint`` + ``mark_latest`` in it too, so that a
-    Ctrl-C during the save still gets ``LATEST`` updated before the ``KeyboardInterrupt`` is raised."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        signal.signal(signal.SIGINT, lambda signum, frame: received.append((signum, frame)))
-    except (ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            if callable(previous):
-                previous(*received[0])
-            elif previous == signal.SIG_DFL:
-                raise KeyboardInterrupt
-
-
 # --------------------------------------------------------------------------------------------------- save
+def _finite(weights: dict[str, torch.Tensor], optimizer) -> list[str]:
+    """Names of the tensors (weights, then optimizer state) holding NaN or inf."""
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if optimizer is not None:
+        for index, state in enumerate(optimizer.state.values()):
+            bad += [f"optimizer state {index}.{k}" for k, v in state.items()
+                    if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    return bad
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save_checkpoint(directory: Path, model: nn.Module, config: dict, state: dict | None = None, optimizer=None,
-                    scheduler=None, rng: dict | None = None) -> Path:
+                    scheduler=None, rng: dict | None = None, keep_previous: bool = False) -> Path:
     """Write the checkpoint folder ``directory`` atomically (see the module docstring) and return its path.
 
     ``config``: a JSON-like dict (e.g. ``{"model": to_dict(model_cfg), "pet": to_dict(pet_cfg), ...}``); values
     JSON cannot hold are written with ``str``.
     ``trainer_state.pt`` is written when ``optimizer`` or ``state`` is given; it holds the optimizer and scheduler
-    state dicts, ``state`` and the RNG states (``rng``, from ``capture_rng``; default: captured now)."""
-    from safetensors.torch import save_file
-
+    state dicts, ``state`` and the RNG states (``rng``, from ``capture_rng``; default: captured now).
+    ``keep_previous``: an existing ``directory`` becomes ``<directory>.prev`` (replacing an older one).
+    Non-finite weights or optimizer state raise ``NonFiniteStateError`` before anything is written."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     weights = trainable_state_dict(model)
-    meta = {"format": FORMAT, "vlpet_version": __version__, "config": config, "saved_keys": list(weights)}
-    meta_text = json.dumps(meta, indent=2, default=str)  # e.g. Path values in parsed args become strings
-
-    with defer_sigint():
+    bad = _finite(weights, optimizer)
+    if bad:
+        raise NonFiniteStateError(f"not saving {directory}: {len(bad)} tensor(s) hold NaN/inf (first: "
+                                  f"{', '.join(bad[:3])})")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with defer_signals():
         for stale in _siblings(directory, "tmp"):  # left by a crashed save of this name
             pid = int(stale.name.rsplit("-", 1)[1])
             if pid == os.getpid() or not _pid_alive(pid):
@@ -237,21 +246,8 @@ def save_checkpoint(directory: Path, model: nn.Module, config: dict, state: dict
         tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         tmp.mkdir()
         try:
-            save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT, "vlpet_version": __version__})
-            _fsync_file(tmp / WEIGHTS)
-            if optimizer is not None or state is not None:
-                trainer = {
-                    "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "state": _plain(dict(state or {})),
-                    "rng": rng if rng is not None else capture_rng(),
-                }
-                torch.save(trainer, tmp / TRAINER_STATE)
-                _fsync_file(tmp / TRAINER_STATE)
-            (tmp / CONFIG).write_text(meta_text, encoding="utf-8")  # last: marks the folder complete
-            _fsync_file(tmp / CONFIG)
-            _fsync_dir(tmp)
-            _swap_in(tmp, directory)
+            _write_files(tmp, weights, config, state, optimizer, scheduler, rng)
+            _swap_in(tmp, directory, keep_previous)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -260,11 +256,42 @@ def save_checkpoint(directory: Path, model: nn.Module, config: dict, state: dict
     return directory
 
 
-def _swap_in(tmp: Path, directory: Path) -> None:
-    """Rename the complete ``tmp`` to ``directory``; an existing ``directory`` is removed only afterwards."""
+def _write_files(tmp: Path, weights: dict, config: dict, state, optimizer, scheduler, rng) -> None:
+    """The checkpoint's files in ``tmp``, each fsynced, with the user's umask; ``pet_config.json`` (holding the
+    sha256 of the others) last: it marks the folder complete."""
+    from safetensors.torch import save_file
+
+    save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT, "vlpet_version": __version__})
+    files = [WEIGHTS]
+    if optimizer is not None or state is not None:
+        trainer = {
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "state": _plain(dict(state or {})),
+            "rng": rng if rng is not None else capture_rng(),
+        }
+        torch.save(trainer, tmp / TRAINER_STATE)
+        files.append(TRAINER_STATE)
+    position = {k: v for k, v in (state or {}).items() if k in ("epoch", "step", "epoch_step", "phase")}
+    meta = {"format": FORMAT, "vlpet_version": __version__, "config": config, "saved_keys": list(weights),
+            "position": _plain(position), "sha256": {name: _sha256(tmp / name) for name in files}}
+    (tmp / CONFIG).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")  # Path values → str
+    mode = _umask_mode()
+    for name in [*files, CONFIG]:
+        os.chmod(tmp / name, mode)
+        _fsync_file(tmp / name)
+    _fsync_dir(tmp)
+
+
+def _swap_in(tmp: Path, directory: Path, keep_previous: bool = False) -> None:
+    """Rename the complete ``tmp`` to ``directory``; an existing ``directory`` is removed only afterwards (or kept
+    as ``<directory>.prev``)."""
     old = None
     if directory.exists():
-        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        if keep_previous:
+            old = previous_path(directory)
+        else:
+            old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
         if old.exists():
             shutil.rmtree(old)
         os.rename(directory, old)
@@ -275,8 +302,12 @@ def _swap_in(tmp: Path, directory: Path) -> None:
             os.rename(old, directory)
         raise
     _fsync_dir(directory.parent)
-    if old is not None:
+    if old is not None and not keep_previous:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def previous_path(directory: Path) -> Path:
+    return Path(directory).with_name(Path(directory).name + PREVIOUS)
 
 
 # --------------------------------------------------------------------------------------------------- LATEST
@@ -300,10 +331,45 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     name = marker.read_text(encoding="utf-8").strip()
     path = run_dir / name
-    _recover(path)
+    if name:
+        _recover(path)
     if not name or not _is_complete(path):
+        if name and _is_complete(previous_path(path)):
+            return previous_path(path)
         raise CheckpointError(f"{marker} names {name!r}, but {path} is not a complete checkpoint")
     return path
+
+
+def previous_checkpoint(path: Path) -> Path | None:
+    """The complete ``<path>.prev`` kept beside ``path`` by ``keep_previous`` saves, if any."""
+    prev = previous_path(path) if not Path(path).name.endswith(PREVIOUS) else None
+    return prev if prev is not None and _is_complete(prev) else None
+
+
+def describe_checkpoint(run_dir: Path) -> str:
+    """What a run folder holds to resume from, in words (for messages): e.g. "LAST (epoch 0, step 3/6)"."""
+    try:
+        path = latest_checkpoint(run_dir)
+    except CheckpointError as err:
+        return f"no usable checkpoint ({err})"
+    if path is None:
+        return "no checkpoint (nothing was saved yet)"
+    try:
+        pos = json.loads((path / CONFIG).read_text(encoding="utf-8")).get("position", {})
+    except (OSError, ValueError):
+        pos = {}
+    where = f"epoch {pos['epoch']}, global step {pos['step']}" if {"epoch", "step"} <= set(pos) else "saved"
+    return f"the checkpoint {path} ({where})"
+
+
+def _verify(directory: Path) -> None:
+    """The files of a checkpoint against the sha256 recorded at save time (checkpoints that record them)."""
+    for name, digest in read_checkpoint_config(directory).get("sha256", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file missing: {path}")
+        if _sha256(path) != digest:
+            raise CheckpointError(f"{path} is corrupt: its sha256 differs from the one recorded when it was saved")
 
 
 # --------------------------------------------------------------------------------------------------- load
@@ -349,6 +415,7 @@ def load_checkpoint(directory: Path, model: nn.Module, optimizer=None, scheduler
     wpath = directory / WEIGHTS
     if not wpath.is_file():
         raise CheckpointError(f"checkpoint weights not found: {wpath}")
+    _verify(directory)
     try:
         saved = load_file(str(wpath))
     except (SafetensorError, OSError, ValueError) as e:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..metrics.video import selection_score
 from ..tasks import Task, get_task
-from .checkpoint import defer_sigint
+from .interrupts import defer_signals
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,7 +54,7 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()} at step {step} (epoch {epoch}), task {batch['task']}")
         loss.backward()
-        with defer_sigint():
+        with defer_signals():
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
@@ -94,6 +94,10 @@ class BestTracker:
 
     def __init__(self, tasks: str, state: dict | None = None):
         self.tasks = tasks
+        self.restore(state)
+
+    def restore(self, state: dict | None) -> None:
+        """Continue from a ``state()`` saved in a checkpoint (nothing: start empty)."""
         state = state or {}
         self.best: dict[str, float] = dict(state.get("best", {}))
         self.best_epoch: dict[str, int] = dict(state.get("best_epoch", {}))
