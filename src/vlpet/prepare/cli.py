@@ -1,0 +1,93 @@
+"""``python -m vlpet prepare ...``: convert the original files, download them, check a tree.
+
+  prepare {vqa,gqa,nlvr,caption,all} --raw RAW --out ROOT   originals (found by name below RAW) → the datasets tree
+  prepare download {vqa,gqa,nlvr,caption,weights} --to RAW [--dry-run] [--no-images]
+  prepare check --root ROOT [--tasks vqa,gqa,nlvr,caption] [--no-features] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+CONVERTERS = ("vqa", "gqa", "nlvr", "caption")
+DOWNLOADS = ("vqa", "gqa", "nlvr", "caption", "weights")
+
+
+def _convert_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--raw", required=True, help="folder holding the original files (anywhere below it)")
+    parser.add_argument("--out", required=True, help="datasets root to write (created if missing)")
+    if name in ("vqa", "all"):
+        from .vqa import DEFAULT_TOPK_RULE, TOPK_RULES
+
+        parser.add_argument("--topk-optimal", choices=TOPK_RULES, default=DEFAULT_TOPK_RULE,
+                            help="definition of is_topk_optimal on karpathy_test (unpublished; the summary counts "
+                                 f"all three; default {DEFAULT_TOPK_RULE})")
+        parser.add_argument("--with-answers", action="store_true",
+                            help="also keep the 10 raw 'answers' in each VQA record (read only by --raw_label)")
+    parser.set_defaults(prepare_run=run_convert, tasks=CONVERTERS if name == "all" else (name,))
+
+
+def _download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", choices=DOWNLOADS)
+    parser.add_argument("--to", required=True, help="RAW folder to download into (files go to RAW/<source>/)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be fetched and its size")
+    parser.add_argument("--no-images", action="store_true", help="annotations only (skip the image archives)")
+    parser.set_defaults(prepare_run=run_download)
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="datasets root to check")
+    parser.add_argument("--tasks", default=",".join(CONVERTERS), help="comma-separated subset of " +
+                        ",".join(CONVERTERS))
+    parser.add_argument("--sample", type=int, default=16, help="feature files opened per folder (default 16)")
+    parser.add_argument("--no-features", action="store_true", help="check the annotations only")
+    parser.add_argument("--strict", action="store_true",
+                        help="deviations from the published release (counts, vocabulary sha256, feature dtype/size) "
+                             "are problems too")
+    parser.set_defaults(prepare_run=run_check)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``prepare`` sub-commands."""
+    sub = parser.add_subparsers(dest="prepare_command", required=True, metavar="{" + ",".join(
+        (*CONVERTERS, "all", "download", "check")) + "}")
+    for name in (*CONVERTERS, "all"):
+        text = "every annotation file" if name == "all" else f"the {name} annotation files"
+        _convert_arguments(sub.add_parser(name, help=f"write {text} from the originals", allow_abbrev=False), name)
+    _download_arguments(sub.add_parser("download", help="fetch the original files", allow_abbrev=False))
+    _check_arguments(sub.add_parser("check", help="check a datasets tree", allow_abbrev=False))
+
+
+def run(args: argparse.Namespace) -> int:
+    return args.prepare_run(args)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Convert the selected sources; every output is renamed into place only when all are written."""
+    from . import caption, gqa, nlvr, vqa
+    from .raw import RawIndex, StagedWrites
+
+    index, out = RawIndex(args.raw), Path(args.out)
+    steps = {"vqa": lambda s: vqa.prepare_vqa(index, out, s, args.topk_optimal, args.with_answers),
+             "gqa": lambda s: gqa.prepare_gqa(index, out, s), "nlvr": lambda s: nlvr.prepare_nlvr(index, out, s),
+             "caption": lambda s: caption.prepare_caption(index, out, s)}
+    lines = []
+    with StagedWrites() as staged:
+        for task in args.tasks:
+            lines += steps[task](staged)
+    print("\n".join(lines + [f"wrote {out}"]))
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from .download import download_source
+
+    return download_source(args.source, Path(args.to), dry_run=args.dry_run, images=not args.no_images)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from .check import check_tree
+
+    return check_tree(Path(args.root), [t for t in args.tasks.split(",") if t], sample=args.sample,
+                      features=not args.no_features, strict=args.strict)

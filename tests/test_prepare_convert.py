@@ -1,0 +1,198 @@
+"""``python -m vlpet prepare`` on original-format samples: the visible sample (tests/fixtures/prepare-visible, compared
+as its README says), the recipes' quirks on hand-made originals, and every error path of the converters."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vlpet.__main__ import main
+from vlpet.prepare.vocab import SHA256, sha256_file
+
+SAMPLE = Path(__file__).parent / "fixtures" / "prepare-visible"
+RECORD_KEYS = {"vqa": "question_id", "GQA": "question_id", "nlvr": "identifier"}
+RECORD_FIELDS = {"vqa": ("answer_type", "img_id", "question_id", "question_type", "sent"),
+                 "GQA": ("question_id", "img_id", "sent"), "nlvr": ("img0", "img1", "label", "sent", "uid")}
+COPIED = ("COCO/dataset_coco.json", "vqa/v2_mscoco_train2014_annotations.json",
+          "vqa/v2_mscoco_val2014_annotations.json")
+
+
+def load(path):
+    return json.loads(Path(path).read_text())
+
+
+def prepare(*args):
+    return main(["prepare", *map(str, args)])
+
+
+def keyed(records, key):
+    out = {r[key]: r for r in records}
+    assert len(out) == len(records), "duplicate records"
+    return out
+
+
+def assert_same_records(got_list, want_list, folder):
+    key = RECORD_KEYS[folder]
+    got, want = keyed(got_list, key), keyed(want_list, key)
+    assert set(got) == set(want)
+    for k, rec in want.items():
+        for name in RECORD_FIELDS[folder]:
+            assert got[k][name] == rec[name] and type(got[k][name]) is type(rec[name]), (k, name)
+        if "label" in rec and folder != "nlvr":
+            assert set(got[k]["label"]) == set(rec["label"]), k
+            assert all(abs(got[k]["label"][a] - s) < 1e-6 for a, s in rec["label"].items()), k
+        if folder == "GQA" and "label" not in rec:
+            assert "label" not in got[k]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    assert prepare("all", "--raw", SAMPLE / "raw", "--out", out) == 0
+    return out
+
+
+def test_visible_sample_reproduced(prepared):
+    expected = SAMPLE / "expected"
+    for path in sorted(expected.rglob("*.json")):
+        relative = path.relative_to(expected)
+        if relative.as_posix() in COPIED:
+            assert load(prepared / relative) == load(path)
+        else:
+            assert_same_records(load(prepared / relative), load(path), relative.parts[0])
+    for relative, digest in SHA256.items():
+        assert sha256_file(prepared / relative) == digest
+    written = {p.relative_to(prepared).as_posix() for p in prepared.rglob("*") if p.is_file()}
+    assert len(written) == 17 and not [p for p in written if ".tmp" in p]
+
+
+def test_karpathy_test_records_carry_a_bool_topk_flag(prepared):
+    assert all(type(r["is_topk_optimal"]) is bool for r in load(prepared / "vqa/karpathy_test.json"))
+
+
+def test_published_label_examples(prepared):
+    records = {r["question_id"]: r for split in ("train", "val", "test")
+               for r in load(prepared / f"vqa/karpathy_{split}.json")}
+    assert records[222016001]["label"] == {"2": 0.9, "3": 0.9}
+    assert records[384029000]["label"] == {"riding": 1, "surfing": 0.9}
+    assert type(records[384029000]["label"]["riding"]) is int
+    assert records[99054002]["label"] == {"": 0.3, "no": 0.3, "yes": 1}
+    assert records[386164003]["label"] == {}
+
+
+# ---- hand-made originals: the recipes in general -------------------------------------------------------------------
+
+def write(path, obj, lines=False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(o) for o in obj) + "\n" if lines else json.dumps(obj))
+
+
+def vqa_raw(raw, answers=("yes",) * 10, image_id=7):
+    images = [{"filepath": "val2014", "filename": f"COCO_val2014_{image_id:012d}.jpg", "split": split,
+               "sentences": [{"raw": "a cat. "}], "cocoid": image_id} for split in ("restval",)]
+    write(raw / "k" / "dataset_coco.json", {"images": images, "dataset": "coco"})
+    for subset in ("train2014", "val2014"):
+        anns = [] if subset == "train2014" else [{
+            "question_type": "is the", "multiple_choice_answer": answers[0], "image_id": image_id,
+            "answer_type": "yes/no", "question_id": image_id * 1000,
+            "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)]}]
+        qs = [{"image_id": a["image_id"], "question": "is it?", "question_id": a["question_id"]} for a in anns]
+        write(raw / "q" / f"v2_OpenEnded_mscoco_{subset}_questions.json", {"questions": qs})
+        write(raw / "a" / f"v2_mscoco_{subset}_annotations.json", {"annotations": anns})
+
+
+def test_restval_goes_to_train_and_raw_answers_are_not_normalised(tmp_path):
+    vqa_raw(tmp_path / "raw", answers=("Yes",) * 5 + ("yes",) * 2 + ("two",) * 3)
+    assert prepare("vqa", "--raw", tmp_path / "raw", "--out", tmp_path / "out") == 0
+    (record,) = load(tmp_path / "out/vqa/karpathy_train.json")
+    assert record["img_id"] == "COCO_val2014_000000000007" and record["label"] == {"yes": 0.6}
+    assert load(tmp_path / "out/vqa/karpathy_val.json") == load(tmp_path / "out/vqa/karpathy_test.json") == []
+
+
+def test_with_answers_keeps_the_raw_answers(tmp_path):
+    vqa_raw(tmp_path / "raw")
+    assert prepare("vqa", "--raw", tmp_path / "raw", "--out", tmp_path / "out", "--with-answers") == 0
+    (record,) = load(tmp_path / "out/vqa/karpathy_train.json")
+    assert [a["answer"] for a in record["answers"]] == ["yes"] * 10
+
+
+def test_topk_rules_differ_where_the_spec_says(tmp_path):
+    from vlpet.prepare.vqa import is_topk_optimal, preprocess_answer
+
+    vocab = {"2": 0, "yes": 1}
+    ann = {"multiple_choice_answer": "two", "answers": [{"answer": "two"}] * 6 + [{"answer": "2"}] * 4}
+    label = {"2": 1}
+    assert preprocess_answer("Two,") == "2"
+    assert is_topk_optimal("answer-in-vocab", ann, label, vocab)
+    assert is_topk_optimal("labelled", ann, {}, vocab) is False
+    ann = {"multiple_choice_answer": "x", "answers": [{"answer": "x"}] * 7 + [{"answer": "2"}] * 3}
+    assert not is_topk_optimal("best-score", ann, {"2": 0.9}, vocab)
+
+
+def test_gqa_keys_stay_strings_and_nlvr_generic_names_are_told_apart(tmp_path):
+    raw = tmp_path / "raw"
+    for name in ("train", "val", "testdev"):
+        write(raw / "gqa" / f"{name}_balanced_questions.json",
+              {"0042": {"question": "q?", "imageId": "n1", "answer": "no"}})
+    write(raw / "other" / "train.json", [{"not": "nlvr"}])  # a processed file of the same generic name
+    for name in ("train", "dev", "test1"):
+        write(raw / "nlvr2" / f"{name}.json", [{"identifier": f"{name}-3-1-2", "sentence": "s.", "label": "True"}],
+              lines=True)
+    assert prepare("gqa", "--raw", raw, "--out", tmp_path / "out") == 0
+    assert prepare("nlvr", "--raw", raw, "--out", tmp_path / "out") == 0
+    assert load(tmp_path / "out/GQA/train.json") == [{"img_id": "n1", "label": {"no": 1.0}, "question_id": "0042",
+                                                      "sent": "q?"}]
+    assert not (tmp_path / "out/GQA/submit.json").exists()
+    assert load(tmp_path / "out/nlvr/valid.json")[0] == {"identifier": "dev-3-1-2", "img0": "dev-3-1-img0",
+                                                         "img1": "dev-3-1-img1", "label": 1, "sent": "s.",
+                                                         "uid": "nlvr2_valid_0"}
+
+
+# ---- error paths ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task, name, source", [
+    ("vqa", "v2_mscoco_val2014_annotations.json", "v2_Annotations_Val_mscoco.zip"),
+    ("caption", "dataset_coco.json", "Kaggle"),
+    ("gqa", "testdev_balanced_questions.json", "questions1.2.zip"),
+    ("nlvr", "test1.json", "lil-lab/nlvr"),
+])
+def test_missing_original_is_one_line_and_nothing_is_written(tmp_path, capsys, task, name, source):
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLE / "raw", raw)
+    next(raw.rglob(name)).unlink()
+    out = tmp_path / "out"
+    (out / "vqa").mkdir(parents=True)
+    (out / "vqa" / "karpathy_train.json").write_text("old")
+    assert prepare("all" if task == "vqa" else task, "--raw", raw, "--out", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and name in err and source in err and "Traceback" not in err
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["karpathy_train.json"]
+    assert (out / "vqa" / "karpathy_train.json").read_text() == "old"
+
+
+def test_malformed_original_and_uncovered_image_are_errors(tmp_path, capsys):
+    vqa_raw(tmp_path / "raw")
+    (tmp_path / "raw/a/v2_mscoco_val2014_annotations.json").write_text("{broken")
+    assert prepare("vqa", "--raw", tmp_path / "raw", "--out", tmp_path / "out") == 2
+    assert "cannot read original file" in capsys.readouterr().err
+    vqa_raw(tmp_path / "raw2", image_id=8)
+    karpathy = tmp_path / "raw2/k/dataset_coco.json"
+    data = load(karpathy)
+    data["images"][0]["filename"] = "COCO_val2014_000000000009.jpg"
+    write(karpathy, data)
+    assert prepare("vqa", "--raw", tmp_path / "raw2", "--out", tmp_path / "out") == 2
+    assert "is not in" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
+
+
+def test_two_copies_of_an_original_are_an_error(tmp_path, capsys):
+    vqa_raw(tmp_path / "raw")
+    shutil.copy(tmp_path / "raw/k/dataset_coco.json", tmp_path / "raw/dataset_coco.json")
+    assert prepare("caption", "--raw", tmp_path / "raw", "--out", tmp_path / "out") == 2
+    assert "keep one" in capsys.readouterr().err
+
+
+def test_missing_raw_folder(tmp_path, capsys):
+    assert prepare("gqa", "--raw", tmp_path / "nope", "--out", tmp_path / "out") == 2
+    assert "--raw folder not found" in capsys.readouterr().err
