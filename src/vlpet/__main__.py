@@ -15,16 +15,15 @@ import sys
 
 def _build_parser() -> argparse.ArgumentParser:
     from . import demo, evaluate, params
-    from .prepare import cli as prepare
 
     parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="the multi-task trainer (see python -m vlpet train --help)", add_help=False)
+    sub.add_parser("prepare", help="rebuild the datasets tree from the original files", add_help=False)
     for name, module, text in (("demo", demo, "offline demo on synthetic data"),
                                ("params", params, "trainable / total parameters of a method"),
-                               ("evaluate", evaluate, "score a predictions file with the official metrics"),
-                               ("prepare", prepare, "rebuild the datasets tree from the original public files")):
+                               ("evaluate", evaluate, "score a predictions file with the official metrics")):
         p = sub.add_parser(name, help=text, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(run=module.run)
@@ -37,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from .train.main import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["prepare"]:  # data preparation imports no model code
+        from .prepare.cli import main as prepare_main
+
+        return prepare_main(argv[1:])
     args = _build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 CONVERTERS = ("vqa", "gqa", "nlvr", "caption")
@@ -50,8 +51,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``prepare`` sub-commands."""
-    sub = parser.add_subparsers(dest="prepare_command", required=True, metavar="{" + ",".join(
-        (*CONVERTERS, "all", "download", "check")) + "}")
+    sub = parser.add_subparsers(dest="prepare_command", required=True)
     for name in (*CONVERTERS, "all"):
         text = "every annotation file" if name == "all" else f"the {name} annotation files"
         _convert_arguments(sub.add_parser(name, help=f"write {text} from the originals", allow_abbrev=False), name)
@@ -59,8 +59,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _check_arguments(sub.add_parser("check", help="check a datasets tree", allow_abbrev=False))
 
 
-def run(args: argparse.Namespace) -> int:
-    return args.prepare_run(args)
+def main(argv: list[str]) -> int:
+    """``python -m vlpet prepare ARGS``; a user mistake is one ``error:`` line and exit status 2."""
+    from .raw import PrepareError
+
+    parser = argparse.ArgumentParser(prog="python -m vlpet prepare", description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return args.prepare_run(args)
+    except PrepareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def run_convert(args: argparse.Namespace) -> int:
