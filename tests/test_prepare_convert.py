@@ -193,6 +193,58 @@ def test_two_copies_of_an_original_are_an_error(tmp_path, capsys):
     assert "keep one" in capsys.readouterr().err
 
 
+def test_output_tree_inside_raw_is_not_taken_for_originals(tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLE / "raw", raw)
+    for _ in range(2):  # the second run would find a second dataset_coco.json (and GQA/train.json) in raw/out
+        assert prepare("caption", "--raw", raw, "--out", raw / "out") == 0
+        assert prepare("nlvr", "--raw", raw, "--out", raw / "out") == 0
+
+
 def test_missing_raw_folder(tmp_path, capsys):
     assert prepare("gqa", "--raw", tmp_path / "nope", "--out", tmp_path / "out") == 2
     assert "--raw folder not found" in capsys.readouterr().err
+
+
+# ---- Karpathy split fallback (recipe B) ----------------------------------------------------------------------------
+
+def fallback_raw(tmp_path):
+    """The sample's originals without dataset_coco.json, plus BLIP's split files and COCO caption files made from it."""
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLE / "raw", raw)
+    karpathy = load(raw / "caption_datasets/dataset_coco.json")
+    (raw / "caption_datasets/dataset_coco.json").unlink()
+    for split in ("val", "test"):
+        write(raw / "blip" / f"coco_karpathy_{split}.json",
+              [{"image": f"val2014/{i['filename']}", "caption": [s["raw"] for s in i["sentences"]]}
+               for i in karpathy["images"] if i["split"] == split])
+    for subset in ("train2014", "val2014"):
+        images = [i for i in karpathy["images"] if subset in i["filename"]]
+        write(raw / "annotations" / f"captions_{subset}.json", {
+            "images": [{"id": i["cocoid"], "file_name": i["filename"]} for i in images],
+            "annotations": [{"image_id": i["cocoid"], "id": 10 * i["cocoid"] + k, "caption": s["raw"]}
+                            for i in images for k, s in enumerate(i["sentences"])]})
+    return raw
+
+
+def test_karpathy_fallback_gives_the_same_splits_and_records(tmp_path, prepared, capsys):
+    raw = fallback_raw(tmp_path)
+    assert prepare("caption", "--raw", raw, "--out", tmp_path / "out") == 2
+    assert "--karpathy-fallback" in capsys.readouterr().err
+    assert prepare("all", "--raw", raw, "--out", tmp_path / "out", "--karpathy-fallback") == 0
+    for split in ("train", "val", "test"):
+        relative = f"vqa/karpathy_{split}.json"
+        assert_same_records(load(tmp_path / "out" / relative), load(SAMPLE / "expected" / relative), "vqa")
+    rebuilt = load(tmp_path / "out/COCO/dataset_coco.json")["images"]
+    original = load(SAMPLE / "raw/caption_datasets/dataset_coco.json")["images"]
+    shape = lambda images: sorted(({"restval": "train"}.get(i["split"], i["split"]), i["filename"],  # noqa: E731
+                                   tuple(s["raw"] for s in i["sentences"])) for i in images)
+    assert shape(rebuilt) == shape(original)
+
+
+def test_karpathy_fallback_needs_val2014_images(tmp_path, capsys):
+    raw = fallback_raw(tmp_path)
+    blip = raw / "blip/coco_karpathy_test.json"
+    write(blip, load(blip) + [{"image": "train2014/COCO_train2014_000000000001.jpg", "caption": []}])
+    assert prepare("caption", "--raw", raw, "--out", tmp_path / "out", "--karpathy-fallback") == 2
+    assert "must be val2014 images" in capsys.readouterr().err

@@ -1,20 +1,24 @@
-"""COCO Caption: Karpathy's ``dataset_coco.json``, copied unchanged to ``COCO/dataset_coco.json`` (data-prep spec
-§2.1, recipe A). The file is checked first: every image has a known split, a filename and raw sentences."""
+"""COCO Caption: ``COCO/dataset_coco.json``, Karpathy's file copied unchanged (data-prep spec §2.1, recipe A), or
+rebuilt from BLIP's split files and COCO's captions with ``--karpathy-fallback`` (recipe B, see ``karpathy``). The
+file is checked first: every image has a known split, a filename and raw sentences."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from .manifest import origin
+from .karpathy import KARPATHY_FILE, karpathy_map, load_karpathy
 from .raw import RawIndex, StagedWrites
-from .vqa import KARPATHY_FILE, karpathy_map
 
 
-def prepare_caption(index: RawIndex, out: Path, staged: StagedWrites) -> list[str]:
-    """Write COCO/dataset_coco.json."""
-    path = index.find(KARPATHY_FILE, origin("caption", KARPATHY_FILE))
-    splits = Counter(karpathy_map(path).values())
-    staged.copy(path, out / "COCO" / KARPATHY_FILE)
+def prepare_caption(index: RawIndex, out: Path, staged: StagedWrites, karpathy_fallback: bool = False) -> list[str]:
+    """Stage COCO/dataset_coco.json."""
+    data, path = load_karpathy(index, karpathy_fallback)
+    splits = Counter(karpathy_map(data, path or "the rebuilt Karpathy split").values())
+    if path is None:
+        staged.write_json(out / "COCO" / KARPATHY_FILE, data)
+    else:
+        staged.copy(path, out / "COCO" / KARPATHY_FILE)
+    recipe = "rebuilt by the fallback recipe, not byte-identical" if path is None else "Karpathy's file"
     return ["caption: " + " / ".join(f"{split} {splits[split]:,}" for split in ("train", "val", "test")) +
-            " images (train = train + restval)"]
+            f" images (train = train + restval; {recipe})"]

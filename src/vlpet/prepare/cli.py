@@ -18,6 +18,10 @@ DOWNLOADS = ("vqa", "gqa", "nlvr", "caption", "weights")
 def _convert_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--raw", required=True, help="folder holding the original files (anywhere below it)")
     parser.add_argument("--out", required=True, help="datasets root to write (created if missing)")
+    if name in ("vqa", "caption", "all"):
+        parser.add_argument("--karpathy-fallback", action="store_true",
+                            help="rebuild dataset_coco.json (its host is gone) from BLIP's coco_karpathy_{val,test}"
+                                 ".json and COCO's captions_{train,val}2014.json: same splits, not byte-identical")
     if name in ("vqa", "all"):
         from .vqa import DEFAULT_TOPK_RULE, TOPK_RULES
 
@@ -79,10 +83,11 @@ def run_convert(args: argparse.Namespace) -> int:
     from . import caption, gqa, nlvr, vqa
     from .raw import RawIndex, StagedWrites
 
-    index, out = RawIndex(args.raw), Path(args.out)
-    steps = {"vqa": lambda s: vqa.prepare_vqa(index, out, s, args.topk_optimal, args.with_answers),
+    index, out = RawIndex(args.raw, exclude=args.out), Path(args.out)
+    fallback = getattr(args, "karpathy_fallback", False)
+    steps = {"vqa": lambda s: vqa.prepare_vqa(index, out, s, args.topk_optimal, args.with_answers, fallback),
              "gqa": lambda s: gqa.prepare_gqa(index, out, s), "nlvr": lambda s: nlvr.prepare_nlvr(index, out, s),
-             "caption": lambda s: caption.prepare_caption(index, out, s)}
+             "caption": lambda s: caption.prepare_caption(index, out, s, fallback)}
     lines = []
     with StagedWrites() as staged:
         for task in args.tasks:

@@ -16,6 +16,7 @@ COCO_SITE = "http://images.cocodataset.org"
 GQA_SITE = "https://downloads.cs.stanford.edu/nlp/data/gqa"
 NLVR_GIT = "https://raw.githubusercontent.com/lil-lab/nlvr/18924841aa96d519cfb8584f0945350f07a6d860/nlvr2/data"
 NLVR_FORM = "https://goo.gl/forms/yS29stWnFWzrDBFH3"
+BLIP_SITE = "https://storage.googleapis.com/sfr-vision-language-research/datasets"
 KARPATHY_URL = "http://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip"
 
 
@@ -88,8 +89,12 @@ SOURCES: dict[str, tuple[Item, ...]] = {
     ),
     "caption": (
         KARPATHY,
-        Item("annotations_trainval2014.zip", "coco", "COCO 2014 captions (only for a Karpathy-split fallback)",
-             f"{COCO_SITE}/annotations/annotations_trainval2014.zip", 241 * MB, unpack=True),
+        *(Item(name, "caption", f"BLIP's Karpathy {split} split (for --karpathy-fallback)", f"{BLIP_SITE}/{name}",
+               provides=(name,)) for split, name in (("val", "coco_karpathy_val.json"),
+                                                     ("test", "coco_karpathy_test.json"))),
+        Item("annotations_trainval2014.zip", "coco", "COCO 2014 captions (for --karpathy-fallback)",
+             f"{COCO_SITE}/annotations/annotations_trainval2014.zip", 241 * MB, unpack=True,
+             provides=("captions_train2014.json", "captions_val2014.json")),
         *COCO_IMAGES,
     ),
     "weights": (

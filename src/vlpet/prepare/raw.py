@@ -18,16 +18,19 @@ class PrepareError(ValueError):
 
 
 class RawIndex:
-    """The files below ``raw``, by file name (one walk of the tree)."""
+    """The JSON files below ``raw``, by file name (one walk of the tree; the output tree ``exclude`` is skipped)."""
 
-    def __init__(self, raw: str | Path):
+    def __init__(self, raw: str | Path, exclude: str | Path | None = None):
         self.raw = Path(raw)
         if not self.raw.is_dir():
             raise PrepareError(f"--raw folder not found: {self.raw}")
+        skip = None if exclude is None else Path(exclude).resolve()
         self.paths: dict[str, list[Path]] = {}
-        for folder, _, files in os.walk(self.raw):
+        for folder, subfolders, files in os.walk(self.raw):
+            subfolders[:] = [d for d in subfolders if (Path(folder) / d).resolve() != skip]
             for name in files:
-                self.paths.setdefault(name, []).append(Path(folder) / name)
+                if name.endswith(".json"):
+                    self.paths.setdefault(name, []).append(Path(folder) / name)
 
     def find(self, name: str, where: str, accept: Callable[[Path], bool] | None = None) -> Path:
         """The one file called ``name`` below RAW (that ``accept`` takes, if given); ``where`` says where it comes

@@ -13,13 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 from ..metrics.vqa import process_digit_article, process_punctuation
+from .karpathy import KARPATHY_FILE, karpathy_map, load_karpathy
 from .manifest import origin
 from .raw import PrepareError, RawIndex, StagedWrites, get, read_original
 from .vocab import stage_vocab, vocab_file
 
 SUBSETS = ("train2014", "val2014")
-KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
-KARPATHY_FILE = "dataset_coco.json"
 # is_topk_optimal: unpublished; the three candidates of the spec (§2.4 step 5), all counted in the summary.
 TOPK_RULES = ("answer-in-vocab", "labelled", "best-score")
 DEFAULT_TOPK_RULE = "answer-in-vocab"
@@ -59,21 +58,6 @@ def is_topk_optimal(rule: str, annotation: dict, label: dict, vocab: dict) -> bo
     return max(label.values(), default=0) == get_score(best)
 
 
-def karpathy_map(path: Path) -> dict[str, str]:
-    """{image stem: train|val|test} from the Karpathy split file, whose images must all have a known split, a
-    filename and sentences with a ``raw`` text."""
-    images = get(read_original(path), "images", path, "root")
-    out = {}
-    for index, image in enumerate(images):
-        split = get(image, "split", path, index)
-        if split not in KARPATHY_SPLITS:
-            raise PrepareError(f"{path}: image {index} has split '{split}' (expected {', '.join(KARPATHY_SPLITS)})")
-        for sentence in get(image, "sentences", path, index):
-            get(sentence, "raw", path, index)
-        out[get(image, "filename", path, index).rsplit(".", 1)[0]] = KARPATHY_SPLITS[split]
-    return out
-
-
 def question_texts(paths: list[Path]) -> dict[int, str]:
     """{question_id: question} over the question files."""
     texts = {}
@@ -97,13 +81,12 @@ def record(annotation: dict, subset: str, texts: dict, vocab: dict, path: Path, 
 
 def locate(index: RawIndex) -> dict[str, Path]:
     """Every original file VQA needs (a missing one is an error naming it and its source)."""
-    names = [KARPATHY_FILE] + [f(s) for s in SUBSETS for f in (questions_file, annotations_file)]
+    names = [f(s) for s in SUBSETS for f in (questions_file, annotations_file)]
     return {name: index.find(name, origin("vqa", name)) for name in names}
 
 
-def build_splits(paths: dict, vocab: dict, topk_rule: str, with_answers: bool) -> tuple[dict, Counter]:
+def build_splits(paths: dict, kmap: dict, vocab: dict, topk_rule: str, with_answers: bool) -> tuple[dict, Counter]:
     """{train, val, test: records} and the is_topk_optimal counts of every rule on test."""
-    kmap = karpathy_map(paths[KARPATHY_FILE])
     texts = question_texts([paths[questions_file(s)] for s in SUBSETS])
     splits, topk = {"train": [], "val": [], "test": []}, Counter()
     for subset in SUBSETS:
@@ -112,7 +95,7 @@ def build_splits(paths: dict, vocab: dict, topk_rule: str, with_answers: bool) -
             rec = record(annotation, subset, texts, vocab, path, index)
             if rec["img_id"] not in kmap:
                 raise PrepareError(f"{path}: image {rec['img_id']} of question {rec['question_id']} is not in "
-                                   f"{paths[KARPATHY_FILE]} (the Karpathy split must cover every image)")
+                                   f"the Karpathy split {KARPATHY_FILE} (it must cover every image)")
             split = kmap[rec["img_id"]]
             if with_answers:
                 rec["answers"] = annotation["answers"]
@@ -125,12 +108,14 @@ def build_splits(paths: dict, vocab: dict, topk_rule: str, with_answers: bool) -
 
 
 def prepare_vqa(index: RawIndex, out: Path, staged: StagedWrites, topk_rule: str = DEFAULT_TOPK_RULE,
-                with_answers: bool = False) -> list[str]:
+                with_answers: bool = False, karpathy_fallback: bool = False) -> list[str]:
     """Stage the vqa/ folder; returns the summary lines."""
     paths = locate(index)
+    data, where = load_karpathy(index, karpathy_fallback)
+    kmap = karpathy_map(data, where or "the rebuilt Karpathy split")
     with open(vocab_file("vqa/trainval_ans2label.json"), encoding="utf-8") as f:
         vocab = json.load(f)
-    splits, topk = build_splits(paths, vocab, topk_rule, with_answers)
+    splits, topk = build_splits(paths, kmap, vocab, topk_rule, with_answers)
     for split, records in splits.items():
         staged.write_json(out / "vqa" / f"karpathy_{split}.json", records)
     for subset in SUBSETS:
