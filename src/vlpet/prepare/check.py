@@ -53,7 +53,8 @@ class Report:
         """One count of the screen, marked ✓ when it is the published one."""
         published = PUBLISHED.get(task, {}).get(split) if published is None else published
         same = n == published if same is None else same
-        self.cell(task, f"{split} {n:,}" + ("" if published is None else " ✓" if same else f" (published {published:,})"))
+        mark = "" if published is None else " ✓" if same else f" (published {published:,})"
+        self.cell(task, f"{split} {n:,}{mark}")
         if published is not None and not same:
             self.differ.append(f"{task} {split}")
 

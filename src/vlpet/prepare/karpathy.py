@@ -70,7 +70,8 @@ def fallback_karpathy(index: RawIndex) -> dict:
     images = coco_images(index, "train2014", splits) + coco_images(index, "val2014", splits)
     outside = [name for name in splits if not name.startswith("COCO_val2014_")]
     if outside:
-        raise PrepareError(f"BLIP's Karpathy val/test must be val2014 images; {len(outside)} are not, e.g. {outside[0]}")
+        raise PrepareError(f"BLIP's Karpathy val/test must be val2014 images; {len(outside)} are not, "
+                           f"e.g. {outside[0]}")
     known = {image["filename"] for image in images}
     lost = sorted(set(splits) - known)
     if lost:
