@@ -248,3 +248,15 @@ def test_karpathy_fallback_needs_val2014_images(tmp_path, capsys):
     write(blip, load(blip) + [{"image": "train2014/COCO_train2014_000000000001.jpg", "caption": []}])
     assert prepare("caption", "--raw", raw, "--out", tmp_path / "out", "--karpathy-fallback") == 2
     assert "must be val2014 images" in capsys.readouterr().err
+
+
+def test_bench_prepare_prints_one_json_line():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "bench" / "prepare.py"), "--questions", "300"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = proc.stdout.splitlines()
+    out = json.loads(line)
+    assert {"vqa", "gqa", "nlvr", "peak_rss_mb"} <= set(out) and out["vqa"]["records_per_s"] > 0
