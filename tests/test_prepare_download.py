@@ -151,6 +151,9 @@ def test_download_unpacks_reports_gone_and_failed(source, server, tmp_path, caps
     server.requests.clear()
     assert main(["prepare", "download", "vqa", "--to", str(tmp_path), "--no-images"]) == 0
     assert server.requests == []  # present and verified: nothing fetched again
+    (tmp_path / "vqa/q.zip").unlink()  # an unpacked archive may be deleted
+    assert main(["prepare", "download", "vqa", "--to", str(tmp_path), "--no-images"]) == 0
+    assert server.requests == []
 
 
 def test_dry_run_lists_files_and_sizes_and_fetches_nothing(source, server, tmp_path, capsys):
@@ -190,3 +193,20 @@ def test_weights_go_through_huggingface_hub(monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=offline))
     assert main(["prepare", "download", "weights", "--to", str(tmp_path)]) == 1
+
+
+def test_downloaded_originals_feed_prepare(server, tmp_path, monkeypatch):
+    """download nlvr (git blob ids checked) then prepare nlvr from the same RAW."""
+    from pathlib import Path
+
+    sample = Path(__file__).parent / "fixtures/prepare-visible/raw/nlvr2/data"
+    items = []
+    for name in ("train.json", "dev.json", "test1.json"):
+        data = (sample / name).read_bytes()
+        server.files[f"/{name}"] = data
+        blob = hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
+        items.append(Item(name, "nlvr", name, server.url(f"/{name}"), checksum=("git-blob", blob), provides=(name,)))
+    monkeypatch.setitem(manifest.SOURCES, "nlvr", tuple(items))
+    assert main(["prepare", "download", "nlvr", "--to", str(tmp_path / "raw")]) == 0
+    assert main(["prepare", "nlvr", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "out")]) == 0
+    assert len(json.loads((tmp_path / "out/nlvr/valid.json").read_text())) == 20

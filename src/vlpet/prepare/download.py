@@ -178,7 +178,7 @@ def state(item: Item, to: Path) -> str:
         return {"gone": "GONE", "request": "BY REQUEST"}[item.status]
     dest = to / item.folder / item.name
     part = dest.with_name(dest.name + ".part")
-    if dest.exists():
+    if dest.exists() or (item.unpack and (to / item.folder / archive_stem(item.name)).is_dir()):
         return "present"
     return f"partial ({human(part.stat().st_size)})" if part.exists() else "to fetch"
 
@@ -201,6 +201,9 @@ def fetch_item(item: Item, to: Path) -> Path:
     folder = to / item.folder
     if item.hub:
         return fetch_hub(item, folder)
+    unpacked = folder / archive_stem(item.name)
+    if item.unpack and unpacked.is_dir():  # done before (the archive may have been deleted since)
+        return unpacked
     path = fetch(item.url, folder / item.name, item.checksum)
     return unpack(path) if item.unpack else path
 
