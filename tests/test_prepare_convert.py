@@ -88,15 +88,16 @@ def write(path, obj, lines=False):
     path.write_text("\n".join(json.dumps(o) for o in obj) + "\n" if lines else json.dumps(obj))
 
 
-def vqa_raw(raw, answers=("yes",) * 10, image_id=7):
+def vqa_raw(raw, answers=("yes",) * 10, image_id=7, n=1):
     images = [{"filepath": "val2014", "filename": f"COCO_val2014_{image_id:012d}.jpg", "split": split,
                "sentences": [{"raw": "a cat. "}], "cocoid": image_id} for split in ("restval",)]
     write(raw / "k" / "dataset_coco.json", {"images": images, "dataset": "coco"})
     for subset in ("train2014", "val2014"):
         anns = [] if subset == "train2014" else [{
             "question_type": "is the", "multiple_choice_answer": answers[0], "image_id": image_id,
-            "answer_type": "yes/no", "question_id": image_id * 1000,
-            "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)]}]
+            "answer_type": "yes/no", "question_id": image_id * 1000 + k,
+            "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)]}
+            for k in range(n)]
         qs = [{"image_id": a["image_id"], "question": "is it?", "question_id": a["question_id"]} for a in anns]
         write(raw / "q" / f"v2_OpenEnded_mscoco_{subset}_questions.json", {"questions": qs})
         write(raw / "a" / f"v2_mscoco_{subset}_annotations.json", {"annotations": anns})
@@ -108,6 +109,13 @@ def test_restval_goes_to_train_and_raw_answers_are_not_normalised(tmp_path):
     (record,) = load(tmp_path / "out/vqa/karpathy_train.json")
     assert record["img_id"] == "COCO_val2014_000000000007" and record["label"] == {"yes": 0.6}
     assert load(tmp_path / "out/vqa/karpathy_val.json") == load(tmp_path / "out/vqa/karpathy_test.json") == []
+
+
+def test_answer_set_is_rederived_from_normalised_choices(tmp_path, capsys):
+    for n, found in ((9, "1, of which 1"), (8, "0, of which 0")):  # filter_answers(..., 9) on "Two," -> "2"
+        vqa_raw(tmp_path / f"raw{n}", answers=("Two,",) * 10, n=n)
+        assert prepare("vqa", "--raw", tmp_path / f"raw{n}", "--out", tmp_path / "out") == 0
+        assert f"answers chosen by >= 9 questions: {found} in the 3,129-answer" in capsys.readouterr().out
 
 
 def test_with_answers_keeps_the_raw_answers(tmp_path):

@@ -59,7 +59,7 @@ COCO_IMAGES = (
 KARPATHY = Item("caption_datasets.zip", "caption", "Karpathy split (dataset_coco.json)", KARPATHY_URL,
                 provides=("dataset_coco.json",), status="gone",
                 note="404 since 2023-09; mirror: Kaggle dataset shtvkumar/karpathy-splits (login needed), unzip it "
-                     "anywhere below RAW")
+                     "anywhere below RAW; or 'prepare download caption' and prepare with --karpathy-fallback")
 NLVR_FILES = {"train": "train.json", "valid": "dev.json", "test": "test1.json"}
 NLVR_BLOBS = {"train.json": "affca2ee36563123e069f92e7c391000952e257c",
               "dev.json": "aac21163e5b59aea2bd5f05254848d7522729bec",

@@ -22,6 +22,7 @@ SUBSETS = ("train2014", "val2014")
 # is_topk_optimal: unpublished; the three candidates of the spec (§2.4 step 5), all counted in the summary.
 TOPK_RULES = ("answer-in-vocab", "labelled", "best-score")
 DEFAULT_TOPK_RULE = "answer-in-vocab"
+MIN_OCCURRENCE = 9  # compute_softscore.py: filter_answers(answers, 9)
 
 
 def questions_file(subset: str) -> str:
@@ -85,10 +86,12 @@ def locate(index: RawIndex) -> dict[str, Path]:
     return {name: index.find(name, origin("vqa", name)) for name in names}
 
 
-def build_splits(paths: dict, kmap: dict, vocab: dict, topk_rule: str, with_answers: bool) -> tuple[dict, Counter]:
-    """{train, val, test: records} and the is_topk_optimal counts of every rule on test."""
+def build_splits(paths: dict, kmap: dict, vocab: dict, topk_rule: str,
+                 with_answers: bool) -> tuple[dict, Counter, set]:
+    """{train, val, test: records}, the is_topk_optimal counts of every rule on test, and the answer set re-derived
+    by hengyuan-hu's ``filter_answers(..., 9)`` (a check of the vocabulary: the set, not the order)."""
     texts = question_texts([paths[questions_file(s)] for s in SUBSETS])
-    splits, topk = {"train": [], "val": [], "test": []}, Counter()
+    splits, topk, occurrences = {"train": [], "val": [], "test": []}, Counter(), {}
     for subset in SUBSETS:
         path = paths[annotations_file(subset)]
         for index, annotation in enumerate(get(read_original(path), "annotations", path, "root")):
@@ -104,7 +107,9 @@ def build_splits(paths: dict, kmap: dict, vocab: dict, topk_rule: str, with_answ
                     topk[rule, is_topk_optimal(rule, annotation, rec["label"], vocab)] += 1
                 rec["is_topk_optimal"] = is_topk_optimal(topk_rule, annotation, rec["label"], vocab)
             splits[split].append(rec)
-    return splits, topk
+            answer = preprocess_answer(annotation["multiple_choice_answer"])
+            occurrences.setdefault(answer, set()).add(rec["question_id"])
+    return splits, topk, {a for a, ids in occurrences.items() if len(ids) >= MIN_OCCURRENCE}
 
 
 def prepare_vqa(index: RawIndex, out: Path, staged: StagedWrites, topk_rule: str = DEFAULT_TOPK_RULE,
@@ -115,7 +120,7 @@ def prepare_vqa(index: RawIndex, out: Path, staged: StagedWrites, topk_rule: str
     kmap = karpathy_map(data, where or "the rebuilt Karpathy split")
     with open(vocab_file("vqa/trainval_ans2label.json"), encoding="utf-8") as f:
         vocab = json.load(f)
-    splits, topk = build_splits(paths, kmap, vocab, topk_rule, with_answers)
+    splits, topk, derived = build_splits(paths, kmap, vocab, topk_rule, with_answers)
     for split, records in splits.items():
         staged.write_json(out / "vqa" / f"karpathy_{split}.json", records)
     for subset in SUBSETS:
@@ -125,4 +130,6 @@ def prepare_vqa(index: RawIndex, out: Path, staged: StagedWrites, topk_rule: str
     rules = ", ".join(f"{rule} {topk[rule, True]:,}/{topk[rule, False]:,}" for rule in TOPK_RULES)
     return [f"vqa: karpathy {counts} questions",
             f"vqa: is_topk_optimal ({topk_rule} written) True/False on test by rule: {rules} "
-            "(published 24,722/1,558)"]
+            "(published 24,722/1,558)",
+            f"vqa: answers chosen by >= {MIN_OCCURRENCE} questions: {len(derived):,}, of which "
+            f"{len(derived & vocab.keys()):,} in the {len(vocab):,}-answer vocabulary (a full rebuild gives all)"]
