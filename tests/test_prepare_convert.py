@@ -144,6 +144,7 @@ def test_gqa_keys_stay_strings_and_nlvr_generic_names_are_told_apart(tmp_path):
         write(raw / "gqa" / f"{name}_balanced_questions.json",
               {"0042": {"question": "q?", "imageId": "n1", "answer": "no"}})
     write(raw / "other" / "train.json", [{"not": "nlvr"}])  # a processed file of the same generic name
+    write(raw / "nlvr/train" / "train.json", [{"identifier": "1-0", "sentence": "s", "label": "true"}], lines=True)
     for name in ("train", "dev", "test1"):
         write(raw / "nlvr2" / f"{name}.json", [{"identifier": f"{name}-3-1-2", "sentence": "s.", "label": "True"}],
               lines=True)

@@ -11,13 +11,14 @@ from .raw import PrepareError, RawIndex, StagedWrites, get, read_json_lines
 
 
 def is_nlvr_lines(path: Path) -> bool:
-    """Whether ``path`` looks like an NLVR2 JSON-lines file (its names, ``train.json``..., are generic)."""
+    """Whether ``path`` looks like an NLVR2 JSON-lines file: its names (``train.json``...) are generic, and NLVR1's
+    files of the same names (lil-lab/nlvr ``nlvr/``) have lower-case labels."""
     try:
         with open(path, encoding="utf-8") as f:
             first = json.loads(f.readline())
     except (OSError, ValueError):
         return False
-    return isinstance(first, dict) and "identifier" in first
+    return isinstance(first, dict) and "identifier" in first and first.get("label") in ("True", "False")
 
 
 def record(line: dict, split: str, i: int, path: Path) -> dict:
