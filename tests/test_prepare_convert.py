@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vlpet.__main__ import main
-from vlpet.prepare.vocab import SHA256, sha256_file
+from vlpet.prepare.raw import file_digest
+from vlpet.prepare.vocab import SHA256
 
 SAMPLE = Path(__file__).parent / "fixtures" / "prepare-visible"
 RECORD_KEYS = {"vqa": "question_id", "GQA": "question_id", "nlvr": "identifier"}
@@ -62,7 +63,7 @@ def test_visible_sample_reproduced(prepared):
         else:
             assert_same_records(load(prepared / relative), load(path), relative.parts[0])
     for relative, digest in SHA256.items():
-        assert sha256_file(prepared / relative) == digest
+        assert file_digest(prepared / relative) == digest
     written = {p.relative_to(prepared).as_posix() for p in prepared.rglob("*") if p.is_file()}
     assert len(written) == 17 and not [p for p in written if ".tmp" in p]
 
@@ -195,9 +196,11 @@ def test_malformed_original_and_uncovered_image_are_errors(tmp_path, capsys):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
 
 
-def test_two_copies_of_an_original_are_an_error(tmp_path, capsys):
+def test_two_different_copies_of_an_original_are_an_error(tmp_path, capsys):
     vqa_raw(tmp_path / "raw")
     shutil.copy(tmp_path / "raw/k/dataset_coco.json", tmp_path / "raw/dataset_coco.json")
+    assert prepare("caption", "--raw", tmp_path / "raw", "--out", tmp_path / "out") == 0  # the same bytes: fine
+    (tmp_path / "raw/dataset_coco.json").write_text(json.dumps({"images": []}))
     assert prepare("caption", "--raw", tmp_path / "raw", "--out", tmp_path / "out") == 2
     assert "keep one" in capsys.readouterr().err
 

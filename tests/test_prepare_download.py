@@ -16,7 +16,8 @@ import pytest
 
 from vlpet.__main__ import main
 from vlpet.prepare import manifest
-from vlpet.prepare.download import DownloadError, fetch, file_digest
+from vlpet.prepare.download import DownloadError, fetch
+from vlpet.prepare.raw import file_digest
 from vlpet.prepare.manifest import Item
 
 BODY = bytes(range(256)) * 4096  # 1 MiB

@@ -16,7 +16,8 @@ import random
 import re
 from pathlib import Path
 
-from .vocab import SHA256, SIZES, relative_paths, sha256_file
+from .raw import file_digest
+from .vocab import SHA256, SIZES, relative_paths
 
 PUBLISHED = {
     "vqa": {"karpathy_train": 605_102, "karpathy_val": 26_729, "karpathy_test": 26_280},
@@ -114,7 +115,7 @@ def check_vocab(report: Report, task: str) -> set:
         return set()
     if len(ans2label) != len(label2ans) or any(ans2label.get(a) != i for i, a in enumerate(label2ans)):
         report.problems.append(f"{task} vocabulary: trainval_ans2label.json and trainval_label2ans.json disagree")
-    same = all(sha256_file(path) == SHA256[rel] for path, rel in zip(paths, relative_paths(task)))
+    same = all(file_digest(path) == SHA256[rel] for path, rel in zip(paths, relative_paths(task)))
     report.count(task, "vocabulary", len(label2ans), SIZES[task], same)
     return set(ans2label)
 

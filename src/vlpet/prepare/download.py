@@ -8,7 +8,6 @@ differs from the published one is removed and never used. Hub weights go through
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -21,7 +20,7 @@ from urllib.request import Request, urlopen
 
 from . import manifest
 from .manifest import Item
-from .raw import PrepareError
+from .raw import PrepareError, file_digest
 
 CHUNK = 1 << 20
 RETRIES = 4
@@ -33,18 +32,6 @@ class DownloadError(PrepareError):
 
 class Interrupted(Exception):
     """A transfer that stopped early; it is resumed from its ``.part`` file."""
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """``sha256`` of the file, or its ``git-blob`` id (what ``git hash-object`` prints)."""
-    if algorithm == "sha256":
-        digest = hashlib.sha256()
-    else:
-        digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(path: Path, checksum: tuple[str, str] | None) -> None:

@@ -6,6 +6,7 @@ them are complete, so a failure leaves the output tree as it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,15 +39,27 @@ class RawIndex:
         found = [p for p in self.paths.get(name, []) if accept is None or accept(p)]
         if not found:
             raise PrepareError(f"missing original file {name} (anywhere below {self.raw}); it comes from {where}")
-        if len(found) > 1:
+        if len(found) > 1 and len({file_digest(p) for p in found}) > 1:
             listed = ", ".join(str(p) for p in sorted(found))
-            raise PrepareError(f"{len(found)} original files named {name} below {self.raw} ({listed}): keep one")
-        return found[0]
+            raise PrepareError(f"{len(found)} different files named {name} below {self.raw} ({listed}): keep one")
+        return sorted(found)[0]
 
     def optional(self, name: str) -> Path | None:
         """The file called ``name`` if there is exactly one, else None."""
         found = self.paths.get(name, [])
         return found[0] if len(found) == 1 else None
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """``sha256`` of the file, or its ``git-blob`` id (what ``git hash-object`` prints)."""
+    if algorithm == "sha256":
+        digest = hashlib.sha256()
+    else:
+        digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_original(path: Path) -> Any:

@@ -4,10 +4,9 @@ and cannot be re-derived, so they are copied, never rebuilt (data-prep spec §2.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from .raw import PrepareError, StagedWrites
+from .raw import PrepareError, StagedWrites, file_digest
 
 PACKAGE_VOCAB = Path(__file__).with_name("vocab")
 FOLDERS = {"vqa": "vqa", "gqa": "GQA"}
@@ -21,15 +20,6 @@ SHA256 = {
 }
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def relative_paths(task: str) -> list[str]:
     """``vqa/trainval_*.json`` or ``GQA/trainval_*.json``."""
     return [f"{FOLDERS[task]}/{name}" for name in FILES]
@@ -38,7 +28,7 @@ def relative_paths(task: str) -> list[str]:
 def vocab_file(relative: str) -> Path:
     """The packaged copy of one vocabulary file, after checking its sha256."""
     path = PACKAGE_VOCAB / relative
-    if not path.is_file() or sha256_file(path) != SHA256[relative]:
+    if not path.is_file() or file_digest(path) != SHA256[relative]:
         raise PrepareError(f"the packaged answer vocabulary {path} is missing or altered (sha256 must be "
                            f"{SHA256[relative]}); reinstall vlpet")
     return path
