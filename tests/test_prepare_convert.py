@@ -177,7 +177,7 @@ def test_missing_original_is_one_line_and_nothing_is_written(tmp_path, capsys, t
     assert prepare("all" if task == "vqa" else task, "--raw", raw, "--out", out) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and name in err and source in err and "Traceback" not in err
-    assert [p.name for p in out.rglob("*") if p.is_file()] == ["karpathy_train.json"]
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*")] == ["vqa", "vqa/karpathy_train.json"]
     assert (out / "vqa" / "karpathy_train.json").read_text() == "old"
 
 
@@ -193,7 +193,7 @@ def test_malformed_original_and_uncovered_image_are_errors(tmp_path, capsys):
     write(karpathy, data)
     assert prepare("vqa", "--raw", tmp_path / "raw2", "--out", tmp_path / "out") == 2
     assert "is not in" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_different_copies_of_an_original_are_an_error(tmp_path, capsys):
@@ -272,3 +272,12 @@ def test_bench_prepare_prints_one_json_line():
     (line,) = proc.stdout.splitlines()
     out = json.loads(line)
     assert {"vqa", "gqa", "nlvr", "peak_rss_mb"} <= set(out) and out["vqa"]["records_per_s"] > 0
+
+
+def test_failure_after_some_outputs_are_staged_leaves_the_tree_as_it_was(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLE / "raw", raw)
+    next(raw.rglob("testdev_balanced_questions.json")).write_text("[1, 2")  # found, but GQA comes after VQA
+    assert prepare("all", "--raw", raw, "--out", tmp_path / "out") == 2
+    assert "testdev_balanced_questions.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert the selected sources; every output is renamed into place only when all are written."""
-    from . import caption, gqa, nlvr, vqa
+    from . import caption, gqa, karpathy, nlvr, vqa
     from .raw import RawIndex, StagedWrites
 
     index, out = RawIndex(args.raw, exclude=args.out), Path(args.out)
@@ -88,6 +88,9 @@ def run_convert(args: argparse.Namespace) -> int:
     steps = {"vqa": lambda s: vqa.prepare_vqa(index, out, s, args.topk_optimal, args.with_answers, fallback),
              "gqa": lambda s: gqa.prepare_gqa(index, out, s), "nlvr": lambda s: nlvr.prepare_nlvr(index, out, s),
              "caption": lambda s: caption.prepare_caption(index, out, s, fallback)}
+    locators = {"vqa": vqa, "gqa": gqa, "nlvr": nlvr, "caption": karpathy}
+    for task in args.tasks:  # every original is found before any work starts
+        locators[task].locate(index, fallback)
     lines = []
     with StagedWrites() as staged:
         for task in args.tasks:

@@ -33,9 +33,14 @@ def records(path: Path) -> list[dict]:
     return out
 
 
+def locate(index: RawIndex, fallback: bool = False) -> dict[str, Path]:
+    """The three balanced question files by output split (``fallback`` is the Karpathy option; unused here)."""
+    return {split: index.find(name, origin("gqa", name)) for split, name in SPLIT_FILES.items()}
+
+
 def prepare_gqa(index: RawIndex, out: Path, staged: StagedWrites) -> list[str]:
     """Write the GQA/ folder; ``submit.json`` only when ``submission_all_questions.json`` is below RAW."""
-    paths = {split: index.find(name, origin("gqa", name)) for split, name in SPLIT_FILES.items()}
+    paths = locate(index)
     submit = index.optional(SUBMIT_FILE)
     if submit is not None:
         paths["submit"] = submit

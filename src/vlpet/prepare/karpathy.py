@@ -82,10 +82,19 @@ def fallback_karpathy(index: RawIndex) -> dict:
             "spec §2.1 recipe B): Karpathy's splits, COCO's captions; not byte-identical to Karpathy's file"}
 
 
+def locate(index: RawIndex, fallback: bool = False) -> dict[str, Path]:
+    """The original files of the Karpathy split (Karpathy's file, or the fallback's four)."""
+    if fallback:
+        return {name: index.find(name, origin("caption", name))
+                for name in (*BLIP_FILES.values(), *COCO_CAPTIONS.values())}
+    where = origin("caption", KARPATHY_FILE) + ("; or rebuild it with --karpathy-fallback from BLIP's "
+                                                "coco_karpathy_{val,test}.json and COCO's captions_{train,val}2014.json")
+    return {KARPATHY_FILE: index.find(KARPATHY_FILE, where)}
+
+
 def load_karpathy(index: RawIndex, fallback: bool) -> tuple[dict, Path | None]:
     """(the dataset_coco.json object, its original path or None when rebuilt)."""
     if fallback:
         return fallback_karpathy(index), None
-    path = index.find(KARPATHY_FILE, origin("caption", KARPATHY_FILE) + "; or rebuild it with --karpathy-fallback "
-                      "from BLIP's coco_karpathy_{val,test}.json and COCO's captions_{train,val}2014.json")
+    path = locate(index)[KARPATHY_FILE]
     return read_original(path), path

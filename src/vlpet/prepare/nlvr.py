@@ -33,9 +33,14 @@ def record(line: dict, split: str, i: int, path: Path) -> dict:
             "uid": f"nlvr2_{split}_{i}"}
 
 
+def locate(index: RawIndex, fallback: bool = False) -> dict[str, Path]:
+    """train/dev/test1.json by output split (``fallback`` is the Karpathy option; unused here)."""
+    return {split: index.find(name, origin("nlvr", name), accept=is_nlvr_lines) for split, name in NLVR_FILES.items()}
+
+
 def prepare_nlvr(index: RawIndex, out: Path, staged: StagedWrites) -> list[str]:
     """Write the nlvr/ folder."""
-    paths = {split: index.find(name, origin("nlvr", name), accept=is_nlvr_lines) for split, name in NLVR_FILES.items()}
+    paths = locate(index)
     splits = {split: [record(line, split, i, path) for i, line in enumerate(read_json_lines(path))]
               for split, path in paths.items()}
     for split, recs in splits.items():

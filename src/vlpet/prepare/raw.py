@@ -94,8 +94,11 @@ class StagedWrites:
 
     def __init__(self):
         self.pending: list[tuple[Path, Path]] = []
+        self.created: list[Path] = []  # folders made for the outputs, removed again on an error
 
     def _temp(self, final: Path) -> Path:
+        missing = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
+        self.created += missing
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f".{final.name}.tmp{os.getpid()}")
         self.pending.append((temp, final))
@@ -120,4 +123,7 @@ class StagedWrites:
         else:
             for temp, _ in self.pending:
                 temp.unlink(missing_ok=True)
+            for folder in sorted(set(self.created), key=lambda p: len(p.parts), reverse=True):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         self.pending.clear()

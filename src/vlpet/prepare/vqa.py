@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..metrics.vqa import process_digit_article, process_punctuation
+from . import karpathy
 from .karpathy import KARPATHY_FILE, karpathy_map, load_karpathy
 from .manifest import origin
 from .raw import PrepareError, RawIndex, StagedWrites, get, read_original
@@ -80,10 +81,11 @@ def record(annotation: dict, subset: str, texts: dict, vocab: dict, path: Path, 
             "question_type": annotation["question_type"], "sent": texts[question_id]}
 
 
-def locate(index: RawIndex) -> dict[str, Path]:
-    """Every original file VQA needs (a missing one is an error naming it and its source)."""
+def locate(index: RawIndex, fallback: bool = False) -> dict[str, Path]:
+    """Every original file VQA needs, the Karpathy split's included (a missing one is an error naming it and its
+    source)."""
     names = [f(s) for s in SUBSETS for f in (questions_file, annotations_file)]
-    return {name: index.find(name, origin("vqa", name)) for name in names}
+    return {**{name: index.find(name, origin("vqa", name)) for name in names}, **karpathy.locate(index, fallback)}
 
 
 def build_splits(paths: dict, kmap: dict, vocab: dict, topk_rule: str,
@@ -115,7 +117,7 @@ def build_splits(paths: dict, kmap: dict, vocab: dict, topk_rule: str,
 def prepare_vqa(index: RawIndex, out: Path, staged: StagedWrites, topk_rule: str = DEFAULT_TOPK_RULE,
                 with_answers: bool = False, karpathy_fallback: bool = False) -> list[str]:
     """Stage the vqa/ folder; returns the summary lines."""
-    paths = locate(index)
+    paths = locate(index, karpathy_fallback)
     data, where = load_karpathy(index, karpathy_fallback)
     kmap = karpathy_map(data, where or "the rebuilt Karpathy split")
     with open(vocab_file("vqa/trainval_ans2label.json"), encoding="utf-8") as f:
