@@ -49,6 +49,15 @@ def test_missing_feature_files_are_counted_with_the_first_ids(tree, capsys):
     assert f"COCO: 3 of {len(files)} feature files missing" in out and files[0].stem in out
 
 
+def test_gqa_submit_images_are_optional(tree, capsys):
+    submit = {r["img_id"] for r in json.loads((tree / "GQA/submit.json").read_text())}
+    for img_id in submit:
+        (tree / "GQA/clip_features/data_clip_RN101_att" / f"{img_id}.h5").unlink()
+    assert check(tree, "--tasks", "gqa") == 0
+    assert f"GQA: {len(submit)} submit.json images have no feature file" in capsys.readouterr().out
+    assert check(tree, "--tasks", "gqa", "--strict") == 1
+
+
 def test_annotation_only_check_skips_features(tree, capsys):
     shutil.rmtree(tree / "nlvr/clip_features")
     assert check(tree, "--tasks", "nlvr") == 1

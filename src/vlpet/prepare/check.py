@@ -46,6 +46,7 @@ class Report:
         self.problems: list[str] = []
         self.deviations: list[str] = []
         self.differ: list[str] = []
+        self.optional: set[str] = set()  # GQA submit images: needed only with --testing
 
     def cell(self, row: str, text: str) -> None:
         self.rows.setdefault(row, []).append(text)
@@ -179,7 +180,10 @@ def check_gqa(report: Report) -> dict[str, set]:
                                        "{answer: 1.0}")
                 break
             outside += split in ("train", "valid") and bool(vocab) and not set(label) <= vocab
-            needed["VG" if split in ("train", "valid") else "GQA"].add(record["img_id"])
+            if split == "submit":
+                report.optional.add(record["img_id"])
+            else:
+                needed["VG" if split in ("train", "valid") else "GQA"].add(record["img_id"])
     if outside:
         report.deviations.append(f"gqa: {outside:,} train/valid answers outside the 1842-answer vocabulary")
     return needed
@@ -257,6 +261,10 @@ def check_features(report: Report, folder_name: str, needed: set, sample: int) -
     if missing:
         report.problems.append(f"{folder_name}: {len(missing):,} of {len(needed):,} feature files missing in "
                                f"{report.relative(folder)}, first: {', '.join(missing[:5])}")
+    optional = sorted(report.optional - needed - present) if folder_name == "GQA" else []
+    if optional:
+        report.deviations.append(f"GQA: {len(optional):,} submit.json images have no feature file (needed only "
+                                 f"with --testing), first: {', '.join(optional[:5])}")
     picked = random.Random(0).sample(sorted(needed & present), min(sample, len(needed & present)))
     deviations = set()
     for img_id in picked:
