@@ -281,3 +281,13 @@ def test_failure_after_some_outputs_are_staged_leaves_the_tree_as_it_was(tmp_pat
     assert prepare("all", "--raw", raw, "--out", tmp_path / "out") == 2
     assert "testdev_balanced_questions.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_command_line_process_reports_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "vlpet", "prepare", "nlvr", "--raw", str(tmp_path), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: missing original file train.json") and proc.stderr.count("\n") == 1
