@@ -266,8 +266,9 @@ def test_bench_prepare_prints_one_json_line():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "bench" / "prepare.py"), "--questions", "300"],
-                          capture_output=True, text=True, timeout=300)
+    script = Path(__file__).parents[1] / "bench" / "prepare.py"
+    proc = subprocess.run([sys.executable, str(script), "--questions", "300"], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (line,) = proc.stdout.splitlines()
     out = json.loads(line)

@@ -87,8 +87,8 @@ def locate(index: RawIndex, fallback: bool = False) -> dict[str, Path]:
     if fallback:
         return {name: index.find(name, origin("caption", name))
                 for name in (*BLIP_FILES.values(), *COCO_CAPTIONS.values())}
-    where = origin("caption", KARPATHY_FILE) + ("; or rebuild it with --karpathy-fallback from BLIP's "
-                                                "coco_karpathy_{val,test}.json and COCO's captions_{train,val}2014.json")
+    where = origin("caption", KARPATHY_FILE) + ("; or rebuild it with --karpathy-fallback from BLIP's coco_karpathy_"
+                                                "{val,test}.json and COCO's captions_{train,val}2014.json")
     return {KARPATHY_FILE: index.find(KARPATHY_FILE, where)}
 
 

@@ -109,6 +109,6 @@ def origin(source: str, name: str) -> str:
     """Where the original file ``name`` of ``source`` comes from, and the command that fetches it."""
     for item in SOURCES[source]:
         if name in item.provides:
-            fetch = "" if item.status != "public" else f"; fetch it with: python -m vlpet prepare download {source} --to RAW"
-            return item.where() + fetch
+            command = f"python -m vlpet prepare download {source} --to RAW"
+            return item.where() + (f"; fetch it with: {command}" if item.status == "public" else "")
     raise PrepareError(f"no original file named {name} in the {source} manifest")
