@@ -46,7 +46,7 @@ def prepare_gqa(index: RawIndex, out: Path, staged: StagedWrites) -> list[str]:
         paths["submit"] = submit
     splits = {split: records(path) for split, path in paths.items()}
     for split, recs in splits.items():
-        staged.write_json(out / "GQA" / f"{split}.json", recs, indent=4)
+        staged.write_json(out / "GQA" / f"{split}.json", recs)
     stage_vocab("gqa", out, staged)
     lines = ["gqa: " + " / ".join(f"{split} {len(recs):,}" for split, recs in splits.items()) + " questions"]
     if submit is None:

@@ -44,5 +44,5 @@ def prepare_nlvr(index: RawIndex, out: Path, staged: StagedWrites) -> list[str]:
     splits = {split: [record(line, split, i, path) for i, line in enumerate(read_json_lines(path))]
               for split, path in paths.items()}
     for split, recs in splits.items():
-        staged.write_json(out / "nlvr" / f"{split}.json", recs, indent=4)
+        staged.write_json(out / "nlvr" / f"{split}.json", recs)
     return ["nlvr: " + " / ".join(f"{split} {len(recs):,}" for split, recs in splits.items()) + " statements"]

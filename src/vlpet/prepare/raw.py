@@ -104,10 +104,11 @@ class StagedWrites:
         self.pending.append((temp, final))
         return temp
 
-    def write_json(self, final: Path, obj: Any, indent: int | None = None) -> None:
-        """Stage ``obj`` as JSON (label and record keys sorted, as LXMERT's ``sort_keys=True`` dumps)."""
+    def write_json(self, final: Path, obj: Any) -> None:
+        """Stage ``obj`` as JSON (label and record keys sorted, as LXMERT's ``sort_keys=True`` dumps; no indent:
+        ``json.dumps`` without one runs the C encoder, several times faster than ``json.dump``)."""
         with open(self._temp(final), "w", encoding="utf-8") as f:
-            json.dump(obj, f, sort_keys=True, indent=indent)
+            f.write(json.dumps(obj, sort_keys=True))
 
     def copy(self, source: Path, final: Path) -> None:
         """Stage a byte-identical copy of ``source``."""

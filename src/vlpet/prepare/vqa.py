@@ -8,6 +8,7 @@ raw form outside the (normalised) vocabulary is silently dropped, and a label ma
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,7 @@ def soft_label(answers: list[dict], vocab: dict) -> dict:
     return {a: get_score(n) for a, n in sorted(counts.items()) if a in vocab}
 
 
+@functools.lru_cache(maxsize=None)  # answers repeat a lot; the normalisation is the slow part
 def preprocess_answer(text: str) -> str:
     """hengyuan-hu ``preprocess_answer``: the VQA-eval punctuation and digit/article steps, then commas removed."""
     return process_digit_article(process_punctuation(text)).replace(",", "")
