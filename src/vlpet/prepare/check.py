@@ -175,7 +175,7 @@ def check_gqa(report: Report) -> dict[str, set]:
         for record in records:
             label = record.get("label")
             if split != "submit" and (not isinstance(label, dict) or len(label) != 1
-                                      or [repr(v) for v in label.values()] != ["1.0"]):
+                                      or not all(type(v) is float and v == 1.0 for v in label.values())):
                 report.problems.append(f"{report.relative(path)}: question {record['question_id']}: label must be "
                                        "{answer: 1.0}")
                 break
