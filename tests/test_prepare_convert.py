@@ -213,6 +213,14 @@ def test_output_tree_inside_raw_is_not_taken_for_originals(tmp_path):
         assert prepare("nlvr", "--raw", raw, "--out", raw / "out") == 0
 
 
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    (tmp_path / "out").write_text("a file, not a folder")
+    assert prepare("nlvr", "--raw", SAMPLE / "raw", "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert (tmp_path / "out").read_text() == "a file, not a folder"
+
+
 def test_missing_raw_folder(tmp_path, capsys):
     assert prepare("gqa", "--raw", tmp_path / "nope", "--out", tmp_path / "out") == 2
     assert "--raw folder not found" in capsys.readouterr().err

@@ -41,11 +41,18 @@ def _download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(prepare_run=run_download)
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="datasets root to check")
     parser.add_argument("--tasks", default=",".join(CONVERTERS), help="comma-separated subset of " +
                         ",".join(CONVERTERS))
-    parser.add_argument("--sample", type=int, default=16, help="feature files opened per folder (default 16)")
+    parser.add_argument("--sample", type=_count, default=16, help="feature files opened per folder (default 16)")
     parser.add_argument("--no-features", action="store_true", help="check the annotations only")
     parser.add_argument("--strict", action="store_true",
                         help="deviations from the published release (counts, vocabulary sha256, feature dtype/size) "
@@ -73,7 +80,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         return args.prepare_run(args)
-    except PrepareError as err:
+    except (PrepareError, OSError) as err:  # bad input, or a folder that cannot be written (permissions, full disk)
         print(f"error: {err}", file=sys.stderr)
         return 2
 
