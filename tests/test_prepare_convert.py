@@ -15,8 +15,11 @@ SAMPLE = Path(__file__).parent / "fixtures" / "prepare-visible"
 RECORD_KEYS = {"vqa": "question_id", "GQA": "question_id", "nlvr": "identifier"}
 RECORD_FIELDS = {"vqa": ("answer_type", "img_id", "question_id", "question_type", "sent"),
                  "GQA": ("question_id", "img_id", "sent"), "nlvr": ("img0", "img1", "label", "sent", "uid")}
-COPIED = ("COCO/dataset_coco.json", "vqa/v2_mscoco_train2014_annotations.json",
-          "vqa/v2_mscoco_val2014_annotations.json")
+COPIED = {  # output: its original in raw/
+    "COCO/dataset_coco.json": "caption_datasets/dataset_coco.json",
+    "vqa/v2_mscoco_train2014_annotations.json": "VQA/v2_Annotations_Train_mscoco/v2_mscoco_train2014_annotations.json",
+    "vqa/v2_mscoco_val2014_annotations.json": "VQA/v2_Annotations_Val_mscoco/v2_mscoco_val2014_annotations.json",
+}
 
 
 def load(path):
@@ -58,10 +61,9 @@ def test_visible_sample_reproduced(prepared):
     expected = SAMPLE / "expected"
     for path in sorted(expected.rglob("*.json")):
         relative = path.relative_to(expected)
-        if relative.as_posix() in COPIED:
-            assert load(prepared / relative) == load(path)
-        else:
-            assert_same_records(load(prepared / relative), load(path), relative.parts[0])
+        assert_same_records(load(prepared / relative), load(path), relative.parts[0])
+    for relative, original in COPIED.items():
+        assert load(prepared / relative) == load(SAMPLE / "raw" / original)
     for relative, digest in SHA256.items():
         assert file_digest(prepared / relative) == digest
     written = {p.relative_to(prepared).as_posix() for p in prepared.rglob("*") if p.is_file()}
