@@ -4,6 +4,7 @@
   demo      the offline demo: synthetic data, tiny BART + VL-PET-large, train / validate / test on CPU
   params    trainable / total parameters of a method (no weights allocated)
   evaluate  re-score a predictions file with the official metrics
+  prepare   rebuild the datasets tree from the original files: download, convert, check
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="the multi-task trainer (see python -m vlpet train --help)", add_help=False)
+    sub.add_parser("prepare", help="rebuild the datasets tree from the original files", add_help=False)
     for name, module, text in (("demo", demo, "offline demo on synthetic data"),
                                ("params", params, "trainable / total parameters of a method"),
                                ("evaluate", evaluate, "score a predictions file with the official metrics")):
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from .train.cli import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["prepare"]:  # data preparation imports no model code
+        from .prepare.cli import main as prepare_main
+
+        return prepare_main(argv[1:])
     args = _build_parser().parse_args(argv)
     try:
         return args.run(args)
