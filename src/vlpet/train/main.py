@@ -272,7 +272,9 @@ class Run:
             if d.main:
                 record["val"] = _evaluate(self.tasks, self.model, self.loaders["val"], self.tokenizer, d,
                                           self.autocast)
-                self.saver.save_epoch(self.tracker.update(epoch, record["val"]))
+                improved = self.tracker.update(epoch, record["val"])
+                record["best"] = dict(self.tracker.best)
+                self.saver.save_epoch(improved)
                 self.log.line(f"epoch {epoch}: loss {out['loss']:.4f} | val " +
                               " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()) + " | best " +
                               " ".join(f"{t} {s:.2f}@{self.tracker.best_epoch[t]}"
