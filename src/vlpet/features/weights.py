@@ -1,0 +1,109 @@
+"""Weights of the CLIP RN101 image trunk: a local OpenAI-format state dict, or the hub copy of OpenAI's weights.
+
+Accepted files: a torch ``.pt``/``.pth``/``.bin`` (a plain state dict, a dict holding one under ``state_dict``, or
+OpenAI's TorchScript ``RN101.pt``) or a ``.safetensors`` file. Key sets: OpenAI/open_clip names (``visual.conv1
+.weight`` ..., a whole CLIP checkpoint with the text tower is fine: only ``visual.*`` is read), the same without the
+``visual.`` prefix, or timm's ByobNet names (``stem.conv1.conv.weight`` ...). ``visual.attnpool.*`` is not used.
+Every missing, unexpected or mis-shaped trunk key is named in one error.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .resnet import ModifiedResNet, timm_to_openai
+
+HUB_REPO = "timm/resnet101_clip.openai"
+# open_clip's full CLIP state dict (OpenAI key names), then the timm tower (ByobNet names); the first that exists wins
+HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors")
+IGNORED_PREFIXES = ("attnpool.",)
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used: one line naming the file and the problem."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (torch or safetensors), or a WeightsError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        if is_torchscript(path):  # OpenAI's RN101.pt: a TorchScript archive
+            loaded = torch.jit.load(str(path), map_location="cpu").state_dict()
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any reader failure is a bad file for the user
+        raise WeightsError(f"cannot read weights file {path}: {type(err).__name__}: {err}".splitlines()[0]) from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise WeightsError(f"weights file {path} does not hold a state dict of tensors")
+    return dict(loaded)
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript zip archive (it holds ``constants.pkl`` next to its code)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in archive.namelist())
+
+
+def trunk_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The image-trunk entries under OpenAI's names without ``visual.``: picks the ``visual.`` part of a full CLIP
+    checkpoint, drops a DDP ``module.`` prefix, maps timm names, and drops the attention pool."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("visual.") for k in state):
+        state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
+    else:
+        state = {timm_to_openai(k): v for k, v in state.items()}
+    return {k: v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
+
+
+def check_keys(model: ModifiedResNet, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise one WeightsError naming every missing, unexpected and mis-shaped key (``num_batches_tracked`` is
+    optional)."""
+    wanted = {k: v.shape for k, v in model.state_dict().items()}
+    optional = {k for k in wanted if k.endswith("num_batches_tracked")}
+    missing = sorted(set(wanted) - set(state) - optional)
+    unexpected = sorted(set(state) - set(wanted))
+    shapes = sorted(f"{k} {tuple(v.shape)} != {tuple(wanted[k])}" for k, v in state.items()
+                    if k in wanted and k not in optional and v.shape != wanted[k])
+    problems = [f"{name} ({len(keys)}): {', '.join(keys)}" for name, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if keys]
+    if problems:
+        raise WeightsError(f"{source} is not a CLIP RN101 image trunk: " + "; ".join(problems))
+
+
+def load_trunk(model: ModifiedResNet, path: str | Path) -> ModifiedResNet:
+    """Load a weights file into ``model`` (fp32 copies of the stored values), after checking every key."""
+    state = trunk_keys(read_state_dict(path))
+    check_keys(model, state, str(path))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
+    return model
+
+
+def hub_weights() -> Path:
+    """Download (or find in the hub cache) OpenAI's RN101 weights from ``timm/resnet101_clip.openai``."""
+    from huggingface_hub import hf_hub_download, list_repo_files
+
+    try:
+        files = set(list_repo_files(HUB_REPO))
+        name = next((f for f in HUB_FILES if f in files), None)
+        if name is None:
+            raise WeightsError(f"{HUB_REPO} holds none of {', '.join(HUB_FILES)}")
+        return Path(hf_hub_download(HUB_REPO, name))
+    except WeightsError:
+        raise
+    except Exception as err:  # network, auth, missing repo: one line, with what to do instead
+        raise WeightsError(f"cannot fetch {HUB_REPO} from the Hugging Face hub ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}); download it elsewhere and pass "
+                           f"--weights FILE") from None
