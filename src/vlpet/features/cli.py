@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="images: local OpenAI-format CLIP state dict (visual.* keys; .pt/.pth/.bin/.safetensors)")
     weights.add_argument("--pretrained", action="store_true",
                          help="images: fetch OpenAI's RN101 weights from the hub (timm/resnet101_clip.openai)")
+    parser.add_argument("--frames-fps", type=float, default=None, metavar="FPS",
+                        help="videos: each folder of frame images below --videos is one video shot at FPS frames/s "
+                             "(TVQA's frames_hq: 3); vid_name = the folder name")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--batch-size", type=int, default=32, help="images (or video frames) per forward")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding the inputs")
@@ -53,6 +56,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Combinations argparse cannot express; a bad one is a ValueError (one line, exit 2)."""
     if args.video != (args.videos is not None):
         raise ValueError("--video goes with --videos DIR (and --images without --video)")
+    if args.frames_fps is not None and (not args.video or args.frames_fps <= 0):
+        raise ValueError("--frames-fps takes a positive rate and goes with --video")
     if args.batch_size < 1 or args.workers < 0:
         raise ValueError("--batch-size must be >= 1 and --workers >= 0")
     if args.images is not None:
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
         encoder = FrameEncoder.load(args.model or VIDEO_MODEL, args.device)
         summary = extract_videos(args.videos, args.out, encoder, args.batch_size, args.workers, shard,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, frames_fps=args.frames_fps)
     print(json.dumps(summary))
     if summary["unreadable"]:
         print(f"warning: {summary['unreadable']} unreadable input(s) skipped, listed in {summary['skipped_report']}; "
