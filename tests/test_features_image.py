@@ -215,7 +215,7 @@ def test_weights_loader_accepts_openai_full_clip_and_timm_names(tmp_path):
 
     save_file({**timm_names(state), "head.pos_embed": torch.zeros(50, 256)}, str(tmp_path / "timm.safetensors"))
     for name in ("clip.pt", "timm.safetensors"):
-        loaded = load_trunk(ModifiedResNet(**TINY), tmp_path / name).state_dict()
+        loaded = load_trunk(tmp_path / name, **TINY).state_dict()
         for k, v in state.items():
             want = v.half().float() if name == "clip.pt" and v.is_floating_point() else v
             torch.testing.assert_close(loaded[k], want, rtol=0, atol=0)

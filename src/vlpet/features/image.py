@@ -77,7 +77,7 @@ class GridExtractor:
         """RN101 with a local OpenAI-format weights file, or (``pretrained``) the hub copy of OpenAI's weights."""
         if (weights is None) == (not pretrained):
             raise ValueError("give exactly one of --weights FILE and --pretrained")
-        return cls(load_trunk(ModifiedResNet(), weights if weights is not None else hub_weights()), device)
+        return cls(load_trunk(weights if weights is not None else hub_weights()), device)
 
     @torch.no_grad()
     def grid(self, pixels: torch.Tensor) -> torch.Tensor:

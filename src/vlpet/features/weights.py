@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .resnet import ModifiedResNet, timm_to_openai
+from .resnet import RN101_LAYERS, RN101_WIDTH, ModifiedResNet, timm_to_openai
 
 HUB_REPO = "timm/resnet101_clip.openai"
 # open_clip's full CLIP state dict (OpenAI key names), then the timm tower (ByobNet names); the first that exists wins
@@ -83,9 +83,11 @@ def check_keys(model: ModifiedResNet, state: dict[str, torch.Tensor], source: st
         raise WeightsError(f"{source} is not a CLIP RN101 image trunk: " + "; ".join(problems))
 
 
-def load_trunk(model: ModifiedResNet, path: str | Path) -> ModifiedResNet:
-    """Load a weights file into ``model`` (fp32 copies of the stored values), after checking every key."""
+def load_trunk(path: str | Path, layers: tuple[int, ...] = RN101_LAYERS, width: int = RN101_WIDTH) -> ModifiedResNet:
+    """A trunk holding (fp32 copies of) the values of a weights file; the file is read and every key checked
+    before the model is built."""
     state = trunk_keys(read_state_dict(path))
+    model = ModifiedResNet(layers, width)
     check_keys(model, state, str(path))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
     return model
