@@ -85,5 +85,5 @@ def test_malformed_record_is_one_line(tmp_path, raw, capsys):
     write_jsonl(path, records)
     assert main(["--raw", str(raw), "--out", str(tmp_path / "datasets")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "line 2 lacks the field(s) show_name" in err
+    assert len(err.splitlines()) == 1 and "record 2 lacks the field(s) show_name" in err
     assert not (tmp_path / "datasets").exists()

@@ -26,6 +26,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..data.layout import DataError
+from ..data.video import read_jsonl
 from .files import write_atomic
 
 TVR = "https://raw.githubusercontent.com/jayleicn/TVRetrieval/master/data/"
@@ -55,23 +57,19 @@ def find(raw: Path, name: str) -> Path | None:
 
 
 def read_records(path: Path, fields: tuple[str, ...]) -> list[dict]:
-    """JSON lines of ``path`` (blank lines skipped), each checked for ``fields`` (and TVC ``descs`` entries)."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as err:
-                raise ValueError(f"{path}: line {number} is not JSON ({err})") from None
-            missing = [k for k in fields if not isinstance(record, dict) or k not in record]
-            for key, inner in NESTED.items():
-                items = record.get(key, []) if isinstance(record, dict) else []
-                missing += [f"{key}[].{k}" for d in items for k in inner if not isinstance(d, dict) or k not in d][:1]
-            if missing:
-                raise ValueError(f"{path}: line {number} lacks the field(s) {', '.join(missing)}")
-            records.append(record)
+    """The JSON-lines records of ``path``, each checked for ``fields`` (and the fields of its ``descs``/``sub``
+    items); a problem is a one-line ValueError naming the file and the record (1-based, blank lines not counted)."""
+    try:
+        records = read_jsonl(path, "original file")
+    except DataError as err:
+        raise ValueError(str(err).splitlines()[0]) from None
+    for number, record in enumerate(records, start=1):
+        missing = [k for k in fields if k not in record]
+        for key, inner in NESTED.items():
+            items = record.get(key) if isinstance(record.get(key), list) else []
+            missing += [f"{key}[].{k}" for d in items for k in inner if not isinstance(d, dict) or k not in d][:1]
+        if missing:
+            raise ValueError(f"{path}: record {number} lacks the field(s) {', '.join(missing)}")
     if not records:
         raise ValueError(f"{path} holds no records")
     return records
