@@ -93,19 +93,21 @@ def load_trunk(path: str | Path, layers: tuple[int, ...] = RN101_LAYERS, width: 
     return model
 
 
-def hub_weights() -> Path:
-    """Download (or find in the hub cache) OpenAI's RN101 weights from ``timm/resnet101_clip.openai``."""
-    from huggingface_hub import hf_hub_download, list_repo_files
+def hub_weights(endpoint: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """OpenAI's RN101 weights from ``timm/resnet101_clip.openai`` (downloaded, or found in the hub cache): the first
+    of HUB_FILES the repository holds. ``endpoint``/``cache_dir`` default to huggingface_hub's (``HF_ENDPOINT``,
+    ``HF_HOME``)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
 
-    try:
-        files = set(list_repo_files(HUB_REPO))
-        name = next((f for f in HUB_FILES if f in files), None)
-        if name is None:
-            raise WeightsError(f"{HUB_REPO} holds none of {', '.join(HUB_FILES)}")
-        return Path(hf_hub_download(HUB_REPO, name))
-    except WeightsError:
-        raise
-    except Exception as err:  # network, auth, missing repo: one line, with what to do instead
-        raise WeightsError(f"cannot fetch {HUB_REPO} from the Hugging Face hub ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''}); download it elsewhere and pass "
-                           f"--weights FILE") from None
+    tried = []
+    for name in HUB_FILES:
+        try:
+            return Path(hf_hub_download(HUB_REPO, name, endpoint=endpoint, cache_dir=cache_dir))
+        except EntryNotFoundError as err:  # not in the repository, or offline and not cached: try the next one
+            tried.append(f"{name}: {type(err).__name__}")
+        except Exception as err:  # network, auth, missing repository: one line, with what to do instead
+            tried.append(f"{name}: {type(err).__name__}")
+            break
+    raise WeightsError(f"cannot fetch OpenAI's RN101 weights from the Hugging Face hub repository {HUB_REPO} "
+                       f"({'; '.join(tried)}); download one of {', '.join(HUB_FILES)} elsewhere and pass --weights FILE")
