@@ -204,6 +204,15 @@ def timm_names(state: dict) -> dict:
     return out
 
 
+class TorchScriptClip(torch.nn.Module):
+    def __init__(self, visual):
+        super().__init__()
+        self.visual = visual
+
+    def forward(self, x):
+        return self.visual(x)
+
+
 def test_weights_loader_accepts_openai_full_clip_and_timm_names(tmp_path):
     source = randomised(ModifiedResNet(**TINY), seed=3)
     state = source.state_dict()
@@ -214,7 +223,9 @@ def test_weights_loader_accepts_openai_full_clip_and_timm_names(tmp_path):
     from safetensors.torch import save_file
 
     save_file({**timm_names(state), "head.pos_embed": torch.zeros(50, 256)}, str(tmp_path / "timm.safetensors"))
-    for name in ("clip.pt", "timm.safetensors"):
+    archive = torch.jit.trace(TorchScriptClip(source), torch.zeros(1, 3, 32, 32))  # TorchScript, like OpenAI's RN101.pt
+    torch.jit.save(archive, str(tmp_path / "RN101.pt"))
+    for name in ("clip.pt", "timm.safetensors", "RN101.pt"):
         loaded = load_trunk(tmp_path / name, **TINY).state_dict()
         for k, v in state.items():
             want = v.half().float() if name == "clip.pt" and v.is_floating_point() else v

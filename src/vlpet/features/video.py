@@ -103,6 +103,7 @@ def decode_video(path: Path) -> np.ndarray:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame/slice threads in the decoder: same frames, faster
         duration = (float(stream.duration * stream.time_base) if stream.duration
                     else (container.duration or 0) / av.time_base)
         frame_seconds = 1 / float(stream.average_rate) if stream.average_rate else 0.0
