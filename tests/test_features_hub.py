@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from test_features_image import TINY, randomised, timm_names
+from test_features_image import TINY, one_thread, randomised, timm_names  # noqa: F401 (autouse fixture)
 from vlpet.features.resnet import ModifiedResNet
 from vlpet.features.weights import WeightsError, hub_weights, load_trunk
 

@@ -18,7 +18,17 @@ from vlpet.features.image import CLIP_MEAN, CLIP_STD, GridExtractor, extract_ima
 from vlpet.features.resnet import ModifiedResNet
 from vlpet.features.weights import WeightsError, check_keys, load_trunk, trunk_keys
 
-TINY = {"layers": (2, 1, 1, 1), "width": 8}  # every block kind: identity, stride-1 and strided shortcuts
+TINY = {"layers": (2, 1, 1, 1), "width": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP threads waiting on each other make tiny convs 50x
+    slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)  # every block kind: identity, stride-1 and strided shortcuts
 
 
 def randomised(model: ModifiedResNet, seed: int = 0) -> ModifiedResNet:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from test_features_image import one_thread  # noqa: F401 (autouse fixture)
 from vlpet.__main__ import main
 from vlpet.features.image import CLIP_MEAN, CLIP_STD
 from vlpet.features.video import at_rate, centre_crop, decode_video, output_size, sampling_fps

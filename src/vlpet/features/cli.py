@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--batch-size", type=int, default=32, help="images (or video frames) per forward")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding the inputs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads on CPU (default: torch's; on a busy machine 1 can be faster)")
     parser.add_argument("--shard", metavar="K/N", default=None, help="process shard K of N (K = 0..N-1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -58,8 +60,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--video goes with --videos DIR (and --images without --video)")
     if args.frames_fps is not None and (not args.video or args.frames_fps <= 0):
         raise ValueError("--frames-fps takes a positive rate and goes with --video")
-    if args.batch_size < 1 or args.workers < 0:
-        raise ValueError("--batch-size must be >= 1 and --workers >= 0")
+    if args.batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
+        raise ValueError("--batch-size and --threads must be >= 1 and --workers >= 0")
     if args.images is not None:
         if (args.model or "RN101") not in IMAGE_MODELS:
             raise ValueError(f"--model {args.model}: image features are made with {', '.join(IMAGE_MODELS)} only")
@@ -74,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_arguments(args)
     shard = parse_shard(args.shard)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.images is not None:
         from .image import GridExtractor, extract_images
 
