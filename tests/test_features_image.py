@@ -280,3 +280,28 @@ def test_cli_bad_flags_are_one_line(tmp_path, capsys, argv, expected):
     assert main(["extract", "--images", str(tmp_path / "img"), "--out", str(tmp_path / "o"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_cuda_precision_policy_fp16_convs_fp32_batchnorm():
+    """OpenAI's ``convert_weights`` on the trunk (what runs on CUDA), exercised on the CPU: conv weights fp16, BN
+    parameters and buffers fp32, an fp16 grid within fp16 noise of the fp32 one."""
+    model = randomised(ModifiedResNet(**TINY))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        exact = model(x)
+        model.half_convs()
+        mixed = model(x.half())
+    for name, tensor in model.state_dict().items():
+        is_conv = name.endswith("conv1.weight") or name.endswith("conv2.weight") or name.endswith("conv3.weight") \
+            or name.endswith("downsample.0.weight")
+        assert tensor.dtype == (torch.float16 if is_conv else torch.int64 if "num_batches" in name else torch.float32)
+    assert mixed.dtype == torch.float16
+    assert (mixed.float() - exact).abs().max() <= 5e-3 * exact.abs().max()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_extractor_matches_cpu_within_fp16_noise():
+    images = [Image.fromarray(np.random.default_rng(k).integers(0, 256, (60, 90, 3), dtype=np.uint8)) for k in range(3)]
+    cpu = GridExtractor(randomised(ModifiedResNet(**TINY)), "cpu")(images)
+    gpu = GridExtractor(randomised(ModifiedResNet(**TINY)), "cuda")(images)
+    assert (gpu - cpu).abs().max() <= 5e-3 * cpu.abs().max()
