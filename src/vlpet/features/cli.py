@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 IMAGE_MODELS = ("RN101",)
 VIDEO_MODEL = "openai/clip-vit-base-patch32"
@@ -62,6 +63,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--frames-fps takes a positive rate and goes with --video")
     if args.batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
         raise ValueError("--batch-size and --threads must be >= 1 and --workers >= 0")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
     if args.images is not None:
         if (args.model or "RN101") not in IMAGE_MODELS:
             raise ValueError(f"--model {args.model}: image features are made with {', '.join(IMAGE_MODELS)} only")
