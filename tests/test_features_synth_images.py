@@ -55,6 +55,7 @@ def test_rendered_images_extract_end_to_end_with_random_rn101(tmp_path, capsys):
                  "--workers", "1", "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["written"] == summary["images"] == 4 and summary["unreadable"] == 0
+    assert summary["weights"] == {"file": str(tmp_path / "RN101.safetensors"), "convs_fp16_exact": True}
     for path in (tmp_path / "images" / "COCO").glob("*.png"):
         with h5py.File(out / f"{path.stem}.h5", "r") as f:
             features = f[path.stem]["features"]

@@ -63,6 +63,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--frames-fps takes a positive rate and goes with --video")
     if args.batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
         raise ValueError("--batch-size and --threads must be >= 1 and --workers >= 0")
+    source = args.images if args.images is not None else args.videos
+    if not Path(source).is_dir():
+        raise ValueError(f"{'--images' if args.images is not None else '--videos'} folder not found: {source}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
     if args.images is not None:
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         extractor = GridExtractor.load(args.weights, args.pretrained, args.device)
         summary = extract_images(args.images, args.out, extractor, args.batch_size, args.workers, shard,
                                  progress=not args.no_progress)
+        summary["weights"] = extractor.weights
     else:
         from .video import FrameEncoder, extract_videos
 

@@ -29,6 +29,13 @@ INPUT_SIZE = 224
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+def fp16_exact(trunk: ModifiedResNet) -> bool:
+    """Whether every conv weight is exactly representable in fp16: evidence (spec §3.6) that an fp32 file is an
+    upcast of OpenAI's checkpoint, whose ``convert_weights`` stored convs in fp16 (BatchNorm stayed fp32)."""
+    return all(bool((m.weight.half().float() == m.weight.float()).all()) for m in trunk.modules()
+               if isinstance(m, torch.nn.Conv2d))
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; otherwise the named device (a bad name is a ValueError)."""
     if name == "auto":
@@ -71,13 +78,19 @@ class GridExtractor:
         trunk = trunk.eval().to(self.device)
         self.trunk = trunk.half_convs() if self.device.type == "cuda" else trunk.float()
         self.channels = trunk.out_channels
+        self.weights: dict | None = None  # the weights file, whether its convs are exact fp16 (load)
 
     @classmethod
     def load(cls, weights: str | None = None, pretrained: bool = False, device: str = "cpu") -> "GridExtractor":
         """RN101 with a local OpenAI-format weights file, or (``pretrained``) the hub copy of OpenAI's weights."""
         if (weights is None) == (not pretrained):
             raise ValueError("give exactly one of --weights FILE and --pretrained")
-        return cls(load_trunk(weights if weights is not None else hub_weights()), device)
+        path = weights if weights is not None else hub_weights()
+        trunk = load_trunk(path)
+        exact = fp16_exact(trunk)  # before the CUDA policy makes every conv fp16
+        extractor = cls(trunk, device)
+        extractor.weights = {"file": str(path), "convs_fp16_exact": exact}
+        return extractor
 
     @torch.no_grad()
     def grid(self, pixels: torch.Tensor) -> torch.Tensor:
