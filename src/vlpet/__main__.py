@@ -5,6 +5,7 @@
   params    trainable / total parameters of a method (no weights allocated)
   evaluate  re-score a predictions file with the official metrics
   prepare   rebuild the datasets tree from the original files: download, convert, check
+  extract   CLIP features of an image folder (RN101 grid, .h5) or a video folder (ViT-B/32 frames, .npz)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 
 def _build_parser() -> argparse.ArgumentParser:
     from . import demo, evaluate, params
+    from .features import cli as extract
 
     parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,7 +25,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("prepare", help="rebuild the datasets tree from the original files", add_help=False)
     for name, module, text in (("demo", demo, "offline demo on synthetic data"),
                                ("params", params, "trainable / total parameters of a method"),
-                               ("evaluate", evaluate, "score a predictions file with the official metrics")):
+                               ("evaluate", evaluate, "score a predictions file with the official metrics"),
+                               ("extract", extract, "CLIP features of images (RN101 grid) or videos (ViT-B/32)")):
         p = sub.add_parser(name, help=text, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(run=module.run)

@@ -11,6 +11,9 @@ colour and shape patterns to its cell, over small non-negative noise (like post-
 All are functions of the features a small model can learn. Usage:
 ``python -m vlpet.data.synth --root DIR [--n-train N --n-val N --n-test N --seed S --feat-dim F]``;
 ``--video`` also writes the video tree (``--video only``: just the video tree; see ``video_synth``).
+``--images DIR`` also renders every scene as an image file ``DIR/<COCO|VG|GQA|nlvr>/<img_id>.png`` (or ``.jpg``):
+each object drawn in its colour and shape in its cell of a 7x7 grid of 32-pixel cells, on a grey background, so the
+feature extractor (``python -m vlpet extract``) can be run end to end on real-format images.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from .features import N_GRID
 from .layout import GQA_VG_SPLITS, DataLayout, h5_path
 
 COLORS = ("red", "green", "blue", "yellow")
+RGB = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 60, 220), "yellow": (235, 210, 30)}
+CELL = 32  # pixels per grid cell of a rendered scene: 7 x 32 = 224
+IMAGE_FORMATS = ("png", "jpg")
 SHAPES = ("circle", "square", "triangle", "star")
 SLOTS = (8, 12, 24, 36, 40)  # row-major cells (1,1), (1,5), (3,3), (5,1), (5,5): apart after the 7x7 -> 6x6 pool
 YES_NO = ("yes", "no")
@@ -150,13 +156,42 @@ def soft_score(count: int) -> float:
     return (0.0, 0.3, 0.6, 0.9)[count] if count < 4 else 1.0
 
 
-class Writer:
-    """Writes the tree under one datasets root."""
+def shape_points(shape: str, left: int, top: int) -> list[tuple[float, float]]:
+    """Outline of a square, triangle or star inside one cell (4-pixel margin)."""
+    c, r = left + CELL / 2, CELL / 2 - 4
+    if shape == "square":
+        return [(c - r, top + 4), (c + r, top + 4), (c + r, top + CELL - 4), (c - r, top + CELL - 4)]
+    if shape == "triangle":
+        return [(c, top + 4), (c + r, top + CELL - 4), (c - r, top + CELL - 4)]
+    return [(c + (r if k % 2 == 0 else r / 2.5) * np.sin(np.pi * k / 5), top + CELL / 2 - (r if k % 2 == 0 else r / 2.5)
+             * np.cos(np.pi * k / 5)) for k in range(10)]
 
-    def __init__(self, root: Path, world: World):
+
+def render(scene: Scene):
+    """The scene as a 224x224 RGB PIL image: each object in its colour and shape, in its cell of the 7x7 grid."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (7 * CELL, 7 * CELL), (128, 128, 128))
+    draw = ImageDraw.Draw(image)
+    for color, shape, slot in scene.objects:
+        left, top = (slot % 7) * CELL, (slot // 7) * CELL
+        if shape == "circle":
+            draw.ellipse((left + 4, top + 4, left + CELL - 4, top + CELL - 4), fill=RGB[color])
+        else:
+            draw.polygon(shape_points(shape, left, top), fill=RGB[color])
+    return image
+
+
+class Writer:
+    """Writes the tree under one datasets root (and, with ``images``, the rendered scenes under that folder)."""
+
+    def __init__(self, root: Path, world: World, images: Path | None = None, image_format: str = "png"):
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
         root.mkdir(parents=True, exist_ok=True)
         self.layout = DataLayout(root)
         self.world = world
+        self.images, self.image_format = images, image_format
 
     def write_json(self, path: Path, obj) -> None:
         """Write one JSON file, creating its folder."""
@@ -169,6 +204,10 @@ class Writer:
         folder.mkdir(parents=True, exist_ok=True)
         with h5py.File(h5_path(folder, img_id), "w") as f:
             f.create_dataset(f"{img_id}/features", data=self.world.features(scene))
+        if self.images is not None:
+            source = self.images / folder.relative_to(self.layout.root).parts[0]
+            source.mkdir(parents=True, exist_ok=True)
+            render(scene).save(source / f"{img_id}.{self.image_format}")
         return scene
 
     def vocab(self, task: str, answers: list[str]) -> None:
@@ -286,15 +325,18 @@ def write_nlvr(writer: Writer, sizes: dict) -> None:
 
 def write_synthetic(root: str | Path, n_train: int = DEFAULTS["n_train"], n_val: int = DEFAULTS["n_val"],
                     n_test: int = DEFAULTS["n_test"], seed: int = DEFAULTS["seed"],
-                    feat_dim: int = DEFAULTS["feat_dim"]) -> dict[str, int]:
+                    feat_dim: int = DEFAULTS["feat_dim"], images: str | Path | None = None,
+                    image_format: str = "png") -> dict[str, int]:
     """Write synthetic VQA, GQA, NLVR2 and COCO caption data under ``root``; returns the number of h5 files written.
+    With ``images``, every scene is also rendered to ``<images>/<COCO|VG|GQA|nlvr>/<img_id>.<image_format>``.
 
     ``n_*`` count images per task and split (VQA and GQA ask 3 questions per image, NLVR2 pairs images two by two
     with 2 statements per pair, captions have 5 references per image).
     """
     root = Path(root)
     sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
-    writer = Writer(root, World(np.random.default_rng(seed), feat_dim))
+    writer = Writer(root, World(np.random.default_rng(seed), feat_dim), None if images is None else Path(images),
+                    image_format)
     images = coco_images(writer, sizes)
     write_captions(writer, images)
     write_vqa(writer, images)
@@ -324,10 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", choices=("no", "also", "only"), nargs="?", const="also", default="no",
                         help="also write the video tree (datasets/video, 512-d features; --feat-dim applies to the "
                              "images), or with 'only' write just the video tree")
+    parser.add_argument("--images", metavar="DIR", default=None,
+                        help="also render every scene as an image file under DIR/<COCO|VG|GQA|nlvr>/")
+    parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="png", help="rendered image format")
     args = parser.parse_args(argv)
     result = {"root": str(args.root)}
     if args.video != "only":
-        result["h5_files"] = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim)
+        result["h5_files"] = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim,
+                                             args.images, args.image_format)
     if args.video != "no":
         result["npz_files"] = write_synthetic_video(args.root, args.n_train, args.n_val, args.n_test, args.seed)
     print(json.dumps(result))
