@@ -151,7 +151,7 @@ def test_every_gate_trains_end_to_end(backbone, gate):
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.0)
     losses = []
-    for _ in range(6):
+    for _ in range(4):
         loss = sample_mean_loss(model(ids, feats, boxes, labels=labels).logits, labels)
         opt.zero_grad()
         loss.backward()
