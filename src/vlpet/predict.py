@@ -24,7 +24,8 @@ class PredictError(ValueError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder of a run, e.g. snap/.../BEST")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/BEST, RUN/LAST) or a run "
+                                                            "folder (its BEST, else its LAST)")
     parser.add_argument("--task", required=True, choices=IMAGE_TASKS)
     parser.add_argument("--question", "--statement", dest="question", default=None,
                         help="the VQA/GQA question or the NLVR2 statement")
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     records = read_batch(Path(args.batch)) if args.batch else [single_record(args)]
     for record in records:
         check_record(record, args.task)
-    predictor = Predictor.load(Path(args.checkpoint), args.backbone, args.tokenizer, args.device)
+    predictor = Predictor.load(checkpoint_folder(Path(args.checkpoint)), args.backbone, args.tokenizer, args.device)
     features = FeatureSource(predictor.feat_dim, args.clip_weights, args.clip_pretrained, args.device)
     for start in range(0, len(records), args.batch_size):
         chunk = records[start:start + args.batch_size]
@@ -147,7 +148,7 @@ class FeatureSource:
             try:
                 self._extractor = GridExtractor.load(**self.clip)
             except (OSError, ValueError) as err:
-                raise PredictError(f"no CLIP weights: {err}") from None
+                raise PredictError(f"no CLIP weights: {str(err).splitlines()[0] if str(err) else err!r}") from None
         return self._extractor
 
 
@@ -178,6 +179,16 @@ def read_features(path: Path, feat_dim: int):
 
 
 # ----------------------------------------------------------------------------------------------------- model
+def checkpoint_folder(path: Path) -> Path:
+    """``path`` itself when it is a checkpoint; for a run folder its ``BEST``, else its ``LAST``."""
+    from .train.checkpoint import CONFIG
+
+    for candidate in (path, path / "BEST", path / "LAST"):
+        if (candidate / CONFIG).is_file():
+            return candidate
+    return path  # read_checkpoint_config names what is missing
+
+
 class Predictor:
     """The run's model, tokenizer, prompts and generation settings."""
 
@@ -205,7 +216,8 @@ class Predictor:
         try:
             tok = load_tokenizer(tok_name)
         except (OSError, ValueError) as err:
-            raise PredictError(f"no tokenizer {tok_name!r} (offline, or not a tokenizer): {err}; "
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise PredictError(f"no tokenizer {tok_name!r} (offline, or not a tokenizer): {first}; "
                                "pass --tokenizer DIR") from None
         model = build_backbone(model_cfg, pet_cfg, run_args.get("seed"))
         load_checkpoint(checkpoint, model)
@@ -259,5 +271,6 @@ def build_backbone(model_cfg, pet_cfg, seed: int | None):
     try:
         return build_model(model_cfg, pet_cfg)
     except OSError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PredictError(f"no backbone weights for {model_cfg.backbone!r}: not a local directory and not in the "
-                           f"Hugging Face cache (offline?); download it or pass --backbone DIR ({err})") from None
+                           f"Hugging Face cache (offline?); download it or pass --backbone DIR ({first})") from None
