@@ -17,6 +17,7 @@ from vlpet.pet import apply_method
 from vlpet.pet.hosts import PETMBartEncoderLayer, PETT5LayerFF
 from vlpet.pet.trainable import count_parameters
 from test_model import _make_identity
+from test_trainer import argv, data  # noqa: F401  (data: the trainer tests' synthetic data fixture)
 
 FAMILIES = ["tiny-bart", "tiny-t5", "tiny-t5-v1_1", "tiny-mbart"]
 B, L, V, F = 2, 6, 49, 32
@@ -223,3 +224,16 @@ def test_params_closed_form_totals(capsys):
         vis = (2048 * d + d) + (5 * d + d) + 2 * norm * d + 2 * d
         assert full["total"] == count + added * d + vis, backbone
         assert got["total"] > full["total"]
+
+
+@pytest.mark.parametrize("backbone,style", [("tiny-mbart", "bart"), ("tiny-t5-v1_1", "t5")])
+def test_trainer_runs_on_the_other_families(data, tmp_path, capsys, backbone, style):  # noqa: F811
+    """python -m vlpet train end to end (published flags, 2 tasks) on the tiny mBART and T5 v1.1."""
+    from vlpet.train.main import main as train_main
+
+    flags = argv(data, tmp_path / "run", f"tiny-{style}", "middlex", extra="--tasks vqa,nlvr")
+    flags[flags.index("--backbone") + 1] = backbone
+    assert train_main(flags) == 0
+    final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(final["test"]) == {"vqa", "nlvr"}
+    assert (tmp_path / "run" / "LAST" / "pet_weights.safetensors").is_file()
