@@ -52,6 +52,10 @@ def test_identity_pet_is_transparent_with_visual_tokens_and_generation(backbone,
     apply_method(pet, PETConfig(gate="middley", scale=1.0, **SMALL))
     _make_identity(pet)
     ids, feats, boxes = _inputs(stock.config.pad_token_id)
+    rows = PRESETS[backbone].vocab_after_resize  # the +200 VL tokens, in the input embedding and the LM head
+    assert stock.token_embedding.num_embeddings == stock.lm.get_output_embeddings().weight.shape[0] == rows
+    hidden, mask = stock.encode(ids, feats, boxes)
+    assert hidden.shape == (B, L + 36, 64) and mask[:, L:].all()
     labels = ids[:, :4].contiguous()
     logits = []
     for m in (stock, pet):

@@ -41,9 +41,14 @@ class PETBartEncoderLayer(BartEncoderLayer):
             x2 = self.ffn_pet(h, x2)
         out = self.final_layer_norm(h + F.dropout(x2, p=self.dropout, training=self.training))
         if out.dtype == torch.float16 and not torch.isfinite(out).all():
-            big = torch.finfo(out.dtype).max - 1000
-            out = out.clamp(-big, big)
+            out = _clamp_fp16(out)
         return out
+
+
+def _clamp_fp16(out: torch.Tensor) -> torch.Tensor:
+    """The stock fp16 guard of the BART-family encoder layers."""
+    big = torch.finfo(out.dtype).max - 1000
+    return out.clamp(-big, big)
 
 
 class PETBartDecoderLayer(BartDecoderLayer):
@@ -80,10 +85,7 @@ class PETMBartEncoderLayer(MBartEncoderLayer):
         x2, _ = self.self_attn(self.self_attn_layer_norm(hidden_states), attention_mask=attention_mask, **kwargs)
         h = _pre_ln_residual(self, self.attn_pet, hidden_states, x2)
         out = _pre_ln_residual(self, self.ffn_pet, h, _pre_ln_ffn(self, h))
-        if out.dtype == torch.float16:
-            big = torch.finfo(out.dtype).max - 1000
-            out = out.clamp(-big, big)
-        return out
+        return _clamp_fp16(out) if out.dtype == torch.float16 else out
 
 
 class PETMBartDecoderLayer(MBartDecoderLayer):
