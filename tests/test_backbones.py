@@ -191,7 +191,8 @@ def test_unsupported_architecture_is_one_clear_error(tmp_path, capsys):
         build_model(ModelConfig(backbone=str(tmp_path), pretrained=True), None)
 
 
-PARAM_PRESETS = ["bart-large", "t5-large", "t5-v1_1-base", "flan-t5-base", "mbart-large-50"]
+PARAM_PRESETS = ["bart-large", "mbart-large-50", "t5-small", "t5-large", "t5-v1_1-base", "flan-t5-small",
+                 "flan-t5-base", "t5-v1_1-large", "flan-t5-large"]
 
 
 @pytest.mark.parametrize("backbone", PARAM_PRESETS)
@@ -215,15 +216,16 @@ def test_params_for_every_preset(capsys, backbone):
 
 def test_params_closed_form_totals(capsys):
     """Totals: the released models' own parameter counts plus the 200 (BART) / 72 (T5) added rows, VIS and PET."""
-    base = {"bart-large": 406_291_456, "mbart-large-50": 610_879_488, "t5-large": 737_668_096,
-            "flan-t5-base": 247_577_856}
+    base = {"bart-large": 406_291_456, "mbart-large-50": 610_879_488, "t5-small": 60_506_624, "t5-large": 737_668_096,
+            "flan-t5-small": 76_961_152, "flan-t5-base": 247_577_856, "flan-t5-large": 783_150_080}
     for backbone, count in base.items():
         main(["params", "--backbone", backbone, "--method", "vl-pet-small"])
         got = json.loads(capsys.readouterr().out.strip().splitlines()[1])
         main(["params", "--backbone", backbone, "--method", "full_finetuning"])
         full = json.loads(capsys.readouterr().out.strip().splitlines()[1])
         d = PRESETS[backbone].arch["d_model"]
-        added = 200 if PRESETS[backbone].kind == "bart" else 72 * (2 if backbone == "flan-t5-base" else 1)
+        untied = "flan" in backbone  # T5 v1.1: the LM head gets the 72 new rows too
+        added = 200 if PRESETS[backbone].kind == "bart" else 72 * (2 if untied else 1)
         norm = 2 if PRESETS[backbone].kind == "bart" else 1
         vis = (2048 * d + d) + (5 * d + d) + 2 * norm * d + 2 * d
         assert full["total"] == count + added * d + vis, backbone

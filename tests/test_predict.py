@@ -147,6 +147,6 @@ def test_image_with_random_clip_weights(data, tmp_path):  # noqa: F811
     features = FeatureSource(2048, None, False, "cpu")
     features._extractor = image.GridExtractor.load(weights=None, pretrained=False, device="cpu")
     caption = predictor.predict("caption", [{"image": str(tmp_path / "photo.jpg")}], features)[0]
-    grid = features.grid({"image": str(tmp_path / "photo.jpg")}, "").numpy()
+    grid = features.grid({"image": str(tmp_path / "photo.jpg")}, "").detach().numpy()
     np.save(tmp_path / "photo.npy", grid)
     assert predictor.predict("caption", [{"features": str(tmp_path / "photo.npy")}], features) == [caption]

@@ -69,6 +69,8 @@ _LARGE_BART = dict(max_position_embeddings=1024, d_model=1024, encoder_layers=12
 _TINY_BART = dict(vocab_size=1000, max_position_embeddings=128, d_model=64, encoder_layers=2, decoder_layers=2,
                   encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128)
 _TINY_T5 = dict(vocab_size=1000, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4)
+_T5_LARGE_V11 = dict(vocab_size=32128, d_model=1024, d_kv=64, d_ff=2816, num_layers=24, num_decoder_layers=24,
+                     num_heads=16)
 _T5_BASE = dict(vocab_size=32128, d_model=768, d_kv=64, num_layers=12, num_decoder_layers=12, num_heads=12)
 
 PRESETS: dict[str, Preset] = {
@@ -88,6 +90,16 @@ PRESETS: dict[str, Preset] = {
                            32000 + N_ADDED_TOKENS, _T5_GEN),
     "flan-t5-base": Preset("t5", "google/flan-t5-base", dict(_T5_V11, **_T5_BASE, d_ff=2048),
                            32000 + N_ADDED_TOKENS, _T5_GEN),
+    "t5-small": Preset("t5", "t5-small", dict(
+        _T5_COMMON, vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6,
+        num_heads=8), 32000 + N_ADDED_TOKENS, _T5_GEN),
+    "flan-t5-small": Preset("t5", "google/flan-t5-small", dict(
+        _T5_V11, vocab_size=32128, d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_decoder_layers=8,
+        num_heads=6), 32000 + N_ADDED_TOKENS, _T5_GEN),
+    "t5-v1_1-large": Preset("t5", "google/t5-v1_1-large", dict(_T5_V11, **_T5_LARGE_V11), 32000 + N_ADDED_TOKENS,
+                            _T5_GEN),
+    "flan-t5-large": Preset("t5", "google/flan-t5-large", dict(_T5_V11, **_T5_LARGE_V11), 32000 + N_ADDED_TOKENS,
+                            _T5_GEN),
     "mbart-large-50": Preset("bart", "facebook/mbart-large-50", dict(_MBART_COMMON, vocab_size=250054, **_LARGE_BART),
                              250054 + N_ADDED_TOKENS, _MBART_GEN, "mbart"),
     # The golden fixtures' tiny sizes (fixtures README §1.1). T5's 872 "pieces" give the same +72 new rows.
@@ -99,7 +111,9 @@ PRESETS: dict[str, Preset] = {
 }
 _ALIASES = {"facebook/bart-base": "bart-base", "t5-base": "t5-base", "google-t5/t5-base": "t5-base",
             "facebook/bart-large": "bart-large", "google-t5/t5-large": "t5-large", "google/t5-v1_1-base": "t5-v1_1-base",
-            "google/flan-t5-base": "flan-t5-base", "facebook/mbart-large-50": "mbart-large-50"}
+            "google/flan-t5-base": "flan-t5-base", "facebook/mbart-large-50": "mbart-large-50",
+            "google-t5/t5-small": "t5-small", "google/flan-t5-small": "flan-t5-small",
+            "google/t5-v1_1-large": "t5-v1_1-large", "google/flan-t5-large": "flan-t5-large"}
 
 
 def resolve_preset(backbone: str) -> Preset | None:
