@@ -203,6 +203,7 @@ class Predictor:
 
         from .config import ModelConfig, PETConfig, from_dict
         from .data.tokenizer import load_tokenizer
+        from .models.presets import resolve_preset
         from .train.checkpoint import load_checkpoint, read_checkpoint_config
 
         config = read_checkpoint_config(checkpoint).get("config") or {}
@@ -212,7 +213,9 @@ class Predictor:
         if backbone is not None:
             model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": backbone, "pretrained": True})
         run_args = config["args"]
-        tok_name = tokenizer or run_args.get("tokenizer") or model_cfg.backbone
+        preset = resolve_preset(model_cfg.backbone)
+        tok_name = tokenizer or run_args.get("tokenizer") or (preset.hf_id if preset and preset.hf_id else
+                                                               model_cfg.backbone)
         try:
             tok = load_tokenizer(tok_name)
         except (OSError, ValueError) as err:
