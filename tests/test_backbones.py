@@ -183,10 +183,11 @@ def test_pretrained_weights_from_a_local_directory(tmp_path, preset):
     assert (got is model.token_embedding.weight) == (preset == "tiny-mbart")
 
 
-def test_unsupported_architecture_is_one_clear_error(tmp_path, capsys):
+def test_unsupported_architecture_is_one_clear_error(tmp_path):
     from transformers import BertConfig
 
-    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path)
+    bert = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    bert.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"'bert' model.*supported families: BART \(bart\), pre-LN mBART"):
         build_model(ModelConfig(backbone=str(tmp_path), pretrained=True), None)
 

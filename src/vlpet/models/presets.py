@@ -110,7 +110,8 @@ PRESETS: dict[str, Preset] = {
     "tiny-mbart": Preset("bart", None, dict(_MBART_COMMON, **_TINY_BART), 1000 + N_ADDED_TOKENS, _MBART_GEN, "mbart"),
 }
 _ALIASES = {"facebook/bart-base": "bart-base", "t5-base": "t5-base", "google-t5/t5-base": "t5-base",
-            "facebook/bart-large": "bart-large", "google-t5/t5-large": "t5-large", "google/t5-v1_1-base": "t5-v1_1-base",
+            "facebook/bart-large": "bart-large", "google-t5/t5-large": "t5-large",
+            "google/t5-v1_1-base": "t5-v1_1-base",
             "google/flan-t5-base": "flan-t5-base", "facebook/mbart-large-50": "mbart-large-50",
             "google-t5/t5-small": "t5-small", "google/flan-t5-small": "flan-t5-small",
             "google/t5-v1_1-large": "t5-v1_1-large", "google/flan-t5-large": "flan-t5-large"}
