@@ -6,6 +6,7 @@
   evaluate  re-score a predictions file with the official metrics
   prepare   rebuild the datasets tree from the original files: download, convert, check
   extract   CLIP features of an image folder (RN101 grid, .h5) or a video folder (ViT-B/32 frames, .npz)
+  predict   answer / caption / judge new inputs with a trained checkpoint
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import demo, evaluate, params
+    from . import demo, evaluate, params, predict
     from .features import cli as extract
 
     parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
@@ -26,7 +27,8 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, module, text in (("demo", demo, "offline demo on synthetic data"),
                                ("params", params, "trainable / total parameters of a method"),
                                ("evaluate", evaluate, "score a predictions file with the official metrics"),
-                               ("extract", extract, "CLIP features of images (RN101 grid) or videos (ViT-B/32)")):
+                               ("extract", extract, "CLIP features of images (RN101 grid) or videos (ViT-B/32)"),
+                               ("predict", predict, "predict new inputs with a trained checkpoint")):
         p = sub.add_parser(name, help=text, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(run=module.run)

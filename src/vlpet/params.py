@@ -1,7 +1,8 @@
 """``python -m vlpet params``: the Params (%) of a method on a full-size backbone, without allocating weights.
 
 Prints the official line ``Trainable param percentage: X.XX% (trainable/total)`` and one JSON line. Counts follow
-from the built structure (meta device), never from stored constants.
+from the built structure (meta device), never from stored constants. On a backbone of another width d the
+published VL-PET widths (r, r_g, r_d, all set for d = 768) are scaled by d / 768 (``scaled_to_width``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .pet.trainable import count_parameters, percentage_line
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="bart-base",
-                        help=f"a preset ({', '.join(PRESETS)}) or its hub id (facebook/bart-base, t5-base)")
+                        help=f"a preset ({', '.join(PRESETS)}) or its hub id (facebook/bart-base, t5-base, "
+                             "google/flan-t5-base, ...)")
     parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES)
     parser.add_argument("--vlpet_gate", default="none", choices=GATE_KINDS,
                         help="Table 9: the VL-PET gate on single_adapter / single_compacter encoder adapters")
@@ -35,12 +37,25 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, PETConfig]:
     preset = resolve_preset(args.backbone)
     if preset is None:
         raise ValueError(f"unknown backbone {args.backbone!r} for counting; choose one of {sorted(PRESETS)}")
-    pet = method_preset(args.method, preset.kind, args.vlpet_gate)
+    pet = scaled_to_width(method_preset(args.method, preset.kind, args.vlpet_gate), preset.arch["d_model"])
     overrides = {field: getattr(args, flag) for flag, field in PET_OVERRIDES.items() if getattr(args, flag) is not None}
     pet = PETConfig(**{**vars(pet), **overrides})
     feat_dim = args.feat_dim or (512 if args.video else 2048)
     n_boxes = args.n_boxes or (64 if args.video else 36)
     return ModelConfig(backbone=args.backbone, feat_dim=feat_dim, n_boxes=n_boxes), pet
+
+
+def scaled_to_width(pet: PETConfig, d_model: int, published_d: int = 768) -> PETConfig:
+    """r tied to d: the VL-PET widths r, r_g, r_d times d / 768, r rounded to a multiple of N_h (at least N_h).
+
+    BART-large / mBART-large (d = 1024): r = r_g = r_d = 128; T5-large: r = r_g = 256, r_d = 128; N_h and s stay.
+    Baselines keep their own rules (the adapters' d / reduction_factor already follows d)."""
+    if pet.method != "vl-pet" or d_model == published_d:
+        return pet
+    scale = d_model / published_d
+    heads = pet.num_heads
+    return PETConfig(**{**vars(pet), "adapter_dim": max(heads, round(pet.adapter_dim * scale / heads) * heads),
+                        "gate_dim": max(1, round(pet.gate_dim * scale)), "vpa_dim": max(1, round(pet.vpa_dim * scale))})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 The encoder input is built here from the stock modules (no forked modeling file):
   BART: t = LN_emb(E_tok(ids) + P(0..L−1)); h = dropout([t; vis]); visual tokens get no position and no LN_emb.
+        mBART (pre-LN) is the same, with its √d-scaled token embedding and its final encoder LayerNorm after the
+        last layer (both stock modules; the object-order rows go through the same scaled embedding).
   T5:   h = dropout([E_tok(ids); vis]); relative position bias only on the text×text block, zero elsewhere.
 One concatenated mask (text padding masked, visual tokens always attended) serves the encoder self-attention and
 the decoder cross-attention. The result is handed to the stock model as ``encoder_outputs``.
@@ -30,7 +32,8 @@ class VLOutput:
 
 
 class VLModel(nn.Module):
-    """``lm`` is the stock ``BartForConditionalGeneration`` / ``T5ForConditionalGeneration``."""
+    """``lm`` is the stock ``BartForConditionalGeneration`` / ``MBartForConditionalGeneration`` (kind "bart") or
+    ``T5ForConditionalGeneration`` (kind "t5", v1.0 or v1.1 / Flan-T5)."""
 
     def __init__(self, lm: nn.Module, kind: str, visual_embedding: VisualEmbedding, n_boxes: int = 36,
                  downsample: bool = True, generation_defaults: dict | None = None):
@@ -89,7 +92,8 @@ class VLModel(nn.Module):
         mask4 = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
         for layer in encoder.layers:
             hidden = layer(hidden, mask4)
-        return hidden
+        final_norm = getattr(encoder, "layer_norm", None)  # mBART's final encoder LayerNorm; BART has none
+        return final_norm(hidden) if final_norm is not None else hidden
 
     def _run_t5_encoder(self, encoder, hidden, mask, text_len):
         hidden = encoder.dropout(hidden)
