@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from vlpet.__main__ import main
@@ -145,7 +146,10 @@ def test_image_with_random_clip_weights(data, tmp_path):  # noqa: F811
     Image.new("RGB", (96, 64), (20, 160, 90)).save(tmp_path / "photo.jpg")
     predictor = Predictor.load(tmp_path / "BEST", None, None, "cpu")
     features = FeatureSource(2048, None, False, "cpu")
-    features._extractor = image.GridExtractor.load(weights=None, pretrained=False, device="cpu")
+    from vlpet.features.resnet import ModifiedResNet
+
+    torch.manual_seed(0)  # a random, shallow CLIP trunk of the real width (2048 channels)
+    features._extractor = image.GridExtractor(ModifiedResNet(layers=(1, 1, 1, 1), width=64), "cpu")
     caption = predictor.predict("caption", [{"image": str(tmp_path / "photo.jpg")}], features)[0]
     grid = features.grid({"image": str(tmp_path / "photo.jpg")}, "").detach().numpy()
     np.save(tmp_path / "photo.npy", grid)
