@@ -200,6 +200,7 @@ def test_files_follow_the_umask(data, tmp_path):  # noqa: F811
     ("--batch_size", "0", "positive"), ("--batch_size", "-3", "positive"), ("--epochs", "-2", "0 or more"),
     ("--save_every_steps", "-1", "save_every_steps"), ("--lr", "-1e-3", "positive"), ("--lr", "nan", "positive"),
     ("--num_workers", "-1", "0 or more"), ("--warmup_ratio", "2", "[0, 1]"), ("--epochs", "0", "--load"),
+    ("--clip_grad_norm", "nan", "finite"), ("--seed", "-1", "2**32"),
 ])
 def test_bad_values_are_one_line_before_anything_is_built(data, tmp_path, capsys, flag, value, words):  # noqa: F811
     out = tmp_path / "run"

@@ -111,6 +111,7 @@ _RULES = {
     "train_topk": (lambda v: v == -1 or v > 0, "-1 (all) or a positive number"),
     "valid_topk": (lambda v: v == -1 or v > 0, "-1 (all) or a positive number"),
     "valid_batch_size": (lambda v: v is None or v > 0, "a positive integer"),
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
 }
 
 
@@ -123,6 +124,9 @@ def validate(args: argparse.Namespace) -> None:
         finite = value is None or not isinstance(value, float) or math.isfinite(value)
         if not finite or not ok(value):
             raise ValueError(f"--{name} {value}: must be {what}")
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{name} {value}: must be a finite number")
     if args.epochs == 0 and not args.load:
         raise ValueError("--epochs 0 only tests weights given with --load (otherwise it would test random "
                          "weights); train for at least one epoch")
