@@ -4,6 +4,7 @@
   demo      the offline demo: synthetic data, tiny BART + VL-PET-large, train / validate / test on CPU
   params    trainable / total parameters of a method (no weights allocated)
   evaluate  re-score a predictions file with the official metrics
+  report    runs grouped over seeds: tables (md, csv, latex, json), plots, the paper's numbers beside ours
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import demo, evaluate, params
+    from . import demo, evaluate, params, report
 
     parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -21,7 +22,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="the multi-task trainer (see python -m vlpet train --help)", add_help=False)
     for name, module, text in (("demo", demo, "offline demo on synthetic data"),
                                ("params", params, "trainable / total parameters of a method"),
-                               ("evaluate", evaluate, "score a predictions file with the official metrics")):
+                               ("evaluate", evaluate, "score a predictions file with the official metrics"),
+                               ("report", report, "tables over seeds from run folders, plots, the paper's rows")):
         p = sub.add_parser(name, help=text, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(run=module.run)

@@ -34,6 +34,7 @@ from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import capture_rng, defer_sigint, latest_checkpoint, load_checkpoint, mark_latest, save_checkpoint
 from .distributed import Dist, barrier, init_distributed, shutdown
 from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_epoch
+from .summary import RunSummary, records_status
 from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 
@@ -177,6 +178,7 @@ def build_data(args, tokenizer, main: bool, tasks: list[str], video: bool, n_fra
     return loaders
 
 
+@records_status
 def train(args) -> int:
     d = init_distributed(args.device)
     seed_everything(args.seed)
@@ -207,6 +209,7 @@ def train(args) -> int:
     start, first, step, tracker = 0, 0, 0, BestTracker(args.tasks)
     if args.resume:
         start, first, step, tracker = _resume(args, run_dir, model, optimizer, scheduler, steps_per_epoch, log)
+    summary = RunSummary.begin(run_dir, "train", config, count_parameters(model), args.seed, enabled=d.main)
     net = _wrap(model, d, pet_cfg.method)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
     tasks = tasks_for(names, args.num_beams, args.gen_max_length)
@@ -240,6 +243,7 @@ def train(args) -> int:
         barrier(d)
     if d.main:
         _test(args, tasks, model, loaders["test"], tokenizer, run_dir, d, autocast, log, tracker, step)
+        summary.close("finished")
     shutdown(d)
     return 0
 
