@@ -11,13 +11,14 @@
 # Exit status: 0 when every seed finished, 1 when one failed, 130 when interrupted (Ctrl-C stops every seed, each
 # keeping its checkpoint; the same command continues them).
 set -uo pipefail
-if [ $# -lt 1 ] || [ ! -f "$1" ]; then echo "usage: $0 LAUNCHER ARGS... [flags...]  (LAUNCHER: a scripts/*/*.sh file)" >&2; exit 2; fi
+die() { echo "$1" >&2; exit 2; }
+[ $# -ge 1 ] && [ -f "$1" ] || die "usage: $0 LAUNCHER ARGS... [flags...]  (LAUNCHER: a scripts/*/*.sh file)"
 launcher=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the launchers run from the repository root: run folders are relative to it
 read -ra names <<< "$(sed -n 's/.*usage: \$0 \([A-Z_ ]*\).*/\1/p' "$launcher" | head -1)"
-if [ ${#names[@]} -eq 0 ]; then echo "error: $launcher has no 'usage: \$0 ARG...' line naming its positional arguments" >&2; exit 2; fi
-if [ $# -lt ${#names[@]} ]; then echo "error: $(basename "$launcher") takes ${names[*]} [flags...]; got $# argument(s)" >&2; exit 2; fi
+[ ${#names[@]} -gt 0 ] || die "error: $launcher has no 'usage: \$0 ARG...' line naming its positional arguments"
+[ $# -ge ${#names[@]} ] || die "error: $(basename "$launcher") takes ${names[*]} [flags...]; got $# argument(s)"
 seed_at=-1 port_at=-1
 for i in "${!names[@]}"; do
     case ${names[$i]} in SEED) seed_at=$i ;; PORT) port_at=$i ;; esac
@@ -96,10 +97,14 @@ wait_one() {  # wait for one running seed; record its outcome and free its slot
 
 for seed in "${seeds[@]}"; do
     [ $interrupted -eq 1 ] && break
-    mapfile -t run_args < <(seed_args "$seed") && [ ${#run_args[@]} -gt 0 ] || { outcome[$seed]="FAILED (bad arguments)"; continue; }
+    mapfile -t run_args < <(seed_args "$seed")
     run_dir=$(trainer_flag --output "${run_args[@]}") || { outcome[$seed]="FAILED (bad arguments)"; continue; }
     action=$("$python" -m vlpet.report.status "$run_dir") || { outcome[$seed]="FAILED (cannot read $run_dir)"; continue; }
-    if [ "$action" = finished ]; then outcome[$seed]="finished already, skipped ($run_dir)"; echo "seed $seed: ${outcome[$seed]}"; continue; fi
+    if [ "$action" = finished ]; then
+        outcome[$seed]="finished already, skipped ($run_dir)"
+        echo "seed $seed: ${outcome[$seed]}"
+        continue
+    fi
     [ "$action" = resume ] && run_args+=(--resume)
     while [ ${#free[@]} -eq 0 ]; do wait_one; done
     [ $interrupted -eq 1 ] && break

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_trainer import argv, data  # noqa: F401  (the trainer tests' synthetic data and official flags)
+from test_trainer import argv, data  # noqa: F401,F811  (the trainer tests' synthetic data and official flags)
 from vlpet.__main__ import main as cli
 from vlpet.report.groups import mean_std
 

@@ -27,8 +27,10 @@ while [ $# -gt 0 ]; do
 done
 [ "$seed" = "${{FAIL_SEED:-}}" ] && exit 3
 mkdir -p "$out"
-echo '{{"status": "finished", "seed": '"$seed"', "backbone": "b", "family": "bart", "config": {{"model": {{}}, "pet": {{"method": "vl-pet", "gate": "large"}}}}, "scores": {{"vqa": 1.0}}}}' > "$out/summary.json"
+echo '{summary}' > "$out/summary.json"
 """
+FINISHED = json.dumps({"status": "finished", "backbone": "b", "family": "bart", "scores": {"vqa": 1.0},
+                       "config": {"model": {}, "pet": {"method": "vl-pet", "gate": "large"}}})
 
 STUB = """#!/usr/bin/env bash
 # a stub launcher with a published-style usage line
@@ -43,7 +45,7 @@ if [ $# -lt {n} ]; then echo "usage: $0 {usage} [flags...]" >&2; exit 2; fi
 def env(tmp_path):
     calls = tmp_path / "calls.txt"
     python = tmp_path / "python"
-    python.write_text(FAKE_PYTHON.format(python=sys.executable, calls=calls))
+    python.write_text(FAKE_PYTHON.format(python=sys.executable, calls=calls, summary=FINISHED))
     python.chmod(0o755)
     stubs = {"with_seed.sh": ("PORT DIM SEED", 3, f'launch $1 1 --output "{tmp_path}/runs/dim$2_seed$3" --seed $3 '
                                                  '"${@:4}"'),

@@ -1,4 +1,4 @@
-"""``python -m vlpet report DIR...``: the runs below DIR grouped over seeds, as a table (issue: from snap/ to the paper).
+"""``python -m vlpet report DIR...``: the runs below DIR grouped over seeds, as the paper's tables.
 
 Finds every run folder (trainer and demo runs, with ``summary.json`` or the older config.json + metrics.jsonl),
 groups the finished runs whose resolved configuration differs only in the seed, and prints one row per group: method,

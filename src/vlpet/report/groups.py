@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .paper import IMAGE, TABLE2, TABLE9, TABLES, VIDEO
 from .runs import Run, short_hash
@@ -33,10 +33,7 @@ class Group:
     """The runs of one configuration (one per seed), and their statistics."""
 
     runs: list[Run]
-    name: str = ""
-    stats: dict[str, dict] = field(default_factory=dict)
-    avg: dict = field(default_factory=dict)
-    paper: dict | None = None
+    name: str = ""  # the method label, made unique by ``group_runs``
 
     def __post_init__(self):
         self.runs = sorted(self.runs, key=lambda r: (r.seed is None, r.seed or 0, r.path))

@@ -85,7 +85,8 @@ def params_vs_avg(plt, groups: list[Group], paper: str | None, out: Path) -> lis
             ax.plot(params, avg, marker="s", markerfacecolor="none", linestyle="none", color=method_colour(method),
                     label=f"{method} ({family}, paper)")
     ax.set_xscale("log")
-    ax.set(xlabel="trainable parameters (%)", ylabel="Avg.", title="Params % against Avg. (filled: ours, hollow: paper)")
+    ax.set(xlabel="trainable parameters (%)", ylabel="Avg.",
+           title="Params % against Avg. (filled: ours, hollow: paper)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="x-small")
     paths = _save(fig, out, "params_vs_avg")

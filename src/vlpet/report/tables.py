@@ -43,8 +43,8 @@ def markdown(groups: list[Group], unfinished: list[Run], paper: str | None) -> s
            "Mean ± sample standard deviation (ddof 1) over seeds. Avg.: the mean of the task scores of each run, "
            "then mean ± std over the runs. Params (%): each run's own trainable / total count."]
     if paper:
-        out += ["", f"↳ rows: {TITLES[paper]}; Δ = ours − paper; ✓: the paper's value lies within our mean ± 2 std, "
-                "✗: it does not."]
+        out += ["", f"↳ rows: {TITLES[paper]}; Δ = ours − paper; ✓: the paper's value lies within our "
+                "mean ± 2 std, ✗: it does not."]
     for split, tasks, members in sections(groups):
         out += ["", f"## {', '.join(TASK_NAMES.get(t, t) for t in tasks)}: {SPLIT_TITLES[split]}", ""]
         notes = task_order(set().union(*(g.from_val for g in members)))
@@ -66,7 +66,7 @@ def markdown(groups: list[Group], unfinished: list[Run], paper: str | None) -> s
                                 f"{', '.join(r.path for r in g.runs)}" for g in members]
     if unfinished:
         out += ["", "## Unfinished runs (not averaged)", "",
-                "| Run | Method | Backbone | Seed | Status | Epochs | Last validation |", "|---|---|---|---|---|---|---|"]
+                "| Run | Method | Backbone | Seed | Status | Epochs | Last validation |", "|---" * 7 + "|"]
         out += [f"| {r.path} | {r.method} | {r.backbone} | {r.seed} | {_status(r)} | {r.epochs} | "
                 + (" ".join(f"{t} {v:.2f}" for t, v in r.last_val.items()) or "–") + " |" for r in unfinished]
     return "\n".join(out) + "\n"
