@@ -142,3 +142,31 @@ def test_mean_and_sample_std():
 def test_no_run_folder_is_one_clear_error(tmp_path, capsys):
     assert cli(["report", str(tmp_path)]) == 2
     assert "no run folder" in capsys.readouterr().err
+
+
+def older_video_run(folder: Path, seed: int, last_val: dict) -> None:
+    """A video run folder as the trainer wrote them before summary.json: config, metrics (epochs, then the
+    VALUE submission files instead of test scores) and the log's Params line."""
+    folder.mkdir(parents=True)
+    config = {"model": {"backbone": "facebook/bart-base"}, "pet": {"method": "single_adapter", "gate": "none"},
+              "args": {"seed": seed, "tasks": "tvqa,how2qa,tvc,yc2c", "output": str(folder)}}
+    (folder / "config.json").write_text(json.dumps(config))
+    first = {t: v - 10 for t, v in last_val.items()}
+    records = [{"epoch": 0, "val": first}, {"epoch": 1, "val": last_val},
+               {"test": {}, "test_predictions": {"LAST": {"tvqa": "tvqa_test_predictions.json"}}, "epoch": 1}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "log.txt").write_text("Trainable param percentage: 3.39% (339/10000)\n")
+
+
+def test_video_runs_report_validation_scores(tmp_path, capsys):
+    values = {42: {"tvqa": 70.0, "how2qa": 60.0, "tvc": 40.0, "yc2c": 100.0},
+              43: {"tvqa": 72.0, "how2qa": 61.0, "tvc": 44.0, "yc2c": 110.0}}
+    for seed, last in values.items():
+        older_video_run(tmp_path / "snap" / f"seed{seed}", seed, last)
+    group = json.loads(report(capsys, tmp_path / "snap", "--format", "json", "--paper", "video"))
+    assert group["split"] == "val" and group["test"] == {} and group["seeds"] == [42, 43]
+    assert group["val"]["tvc"] == pytest.approx({"mean": 42.0, "std": statistics.stdev([40.0, 44.0]), "n": 2})
+    assert group["method"] == "VL-Adapter" and group["backbone"] == "BART-base" and group["params_percent"] == 3.39
+    assert group["paper"]["tasks"]["tvqa"]["value"] == 76.6 and group["paper"]["avg"]["value"] == 87.4
+    md = report(capsys, tmp_path / "snap", "--paper", "video")
+    assert "TVQA, How2QA, TVC, YC2C: validation scores" in md and "| VL-Adapter | BART-base | 3.39 | 2 |" in md
