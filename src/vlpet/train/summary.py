@@ -1,12 +1,12 @@
 """``summary.json``: what a report needs from a run folder, written by the trainer and the demo.
 
 ``{"status": running|finished|interrupted|failed, "kind": train|demo, "seed", "backbone", "family", "config"
-(the resolved configuration, as config.json), "params": {"trainable", "total", "percent"}, "split",
-"scores", "from_val", "val", "best_val", "epochs", "wall_s", "error"}``. The scores are read back from the run's
-own ``metrics.jsonl`` (``final_scores``, which the report also applies to older run folders that have no summary),
-so the summary and the metrics never disagree. ``RunSummary.begin`` writes ``running``; ``close`` the final
-status; ``records_status`` around the entry point closes it as ``interrupted`` (Ctrl-C) or ``failed`` (any other
-error) when an exception leaves the run. A killed process leaves ``running``. Writes are atomic.
+(the resolved configuration, as config.json), "params": {"trainable", "total", "percent"}, "split", "scores",
+"from_val", "val", "best_val", "epochs", "wall_s" (summed over resumes), "segments", "error"}``. The scores are read
+back from the run's own ``metrics.jsonl`` (``final_scores``, which the report also applies to older run folders
+that have no summary), so the summary and the metrics never disagree. ``RunSummary.begin`` writes ``running``;
+``close`` the final status; ``records_status`` around the entry point closes it as ``interrupted`` (Ctrl-C) or
+``failed`` (any other error) when an exception leaves the run. A killed process leaves ``running``. Writes are atomic.
 """
 
 from __future__ import annotations
