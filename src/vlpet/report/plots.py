@@ -83,8 +83,11 @@ def params_vs_avg(plt, groups: list[Group], paper: str | None, out: Path) -> lis
     for (family, method), (params, _, (avg, _std)) in TABLES[table].items():
         if (family, method) in shown:
             ax.plot(params, avg, marker="s", markerfacecolor="none", linestyle="none", color=method_colour(method),
-                    label=f"{method} ({family}, paper)")
+                    label=f"{method} ({family.upper()}, paper)")
     ax.set_xscale("log")
+    plain = plt.FuncFormatter(lambda value, _: f"{value:g}")  # 4, 10, 30 rather than 4x10^0
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set(xlabel="trainable parameters (%)", ylabel="Avg.",
            title="Params % against Avg. (filled: ours, hollow: paper)")
     ax.grid(alpha=0.3, which="both")
