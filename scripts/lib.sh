@@ -1,13 +1,15 @@
 # Shared by the launchers: torchrun + `python -m vlpet train` from the repo root (PYTHON=... picks the interpreter).
 # NPROC=<n> overrides the number of processes (default: the script's, 1 as published); extra flags given after a
-# script's positional arguments are passed on (e.g. --datasets_root /data --resume --bf16).
+# script's positional arguments are passed on (e.g. --datasets_root /data --resume --bf16). VLPET_PORT=<p> overrides
+# the master port; VLPET_PRINT_ARGS=1 prints the trainer flags, one a line, instead of running (both used by seeds.sh).
 export TOKENIZERS_PARALLELISM=true
 export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-68719476736}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 launch() {  # launch PORT NPROC FLAG...
-    local port=$1 nproc=$2
+    local port=${VLPET_PORT:-$1} nproc=$2
     shift 2
+    if [ -n "${VLPET_PRINT_ARGS:-}" ]; then printf '%s\n' "$@"; return; fi
     # `python -m torch.distributed.run` is torchrun, without depending on its console script being on PATH.
     "${PYTHON:-python}" -m torch.distributed.run --nproc_per_node="${NPROC:-$nproc}" --master_port="$port" -m vlpet train "$@"
 }

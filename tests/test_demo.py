@@ -47,6 +47,8 @@ def test_quick_demo(tmp_path):
     gains = {task: result["test"][task] - result["chance"][task] for task in result["test"]}
     assert gains["vqa"] >= 8 and gains["gqa"] >= 8, (result, gains)
     assert (Path(result["run_dir"]) / "backbone" / "config.json").is_file()  # the pretrained local backbone
+    summary = json.loads((Path(result["run_dir"]) / "summary.json").read_text())  # what `vlpet report` reads
+    assert summary["status"] == "finished" and summary["scores"] == pytest.approx(result["test"], abs=0.006)
     if importlib.util.find_spec("matplotlib") is not None:
         assert (Path(result["run_dir"]) / "learning_curve.png").is_file()
 

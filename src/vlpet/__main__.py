@@ -7,6 +7,7 @@
   prepare   rebuild the datasets tree from the original files: download, convert, check
   extract   CLIP features of an image folder (RN101 grid, .h5) or a video folder (ViT-B/32 frames, .npz)
   predict   answer / caption / judge new inputs with a trained checkpoint
+  report    runs grouped over seeds: tables (md, csv, latex, json), plots, the paper's numbers beside ours
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import demo, evaluate, params, predict
+    from . import demo, evaluate, params, predict, report
     from .features import cli as extract
 
     parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
@@ -28,7 +29,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                ("params", params, "trainable / total parameters of a method"),
                                ("evaluate", evaluate, "score a predictions file with the official metrics"),
                                ("extract", extract, "CLIP features of images (RN101 grid) or videos (ViT-B/32)"),
-                               ("predict", predict, "predict new inputs with a trained checkpoint")):
+                               ("predict", predict, "predict new inputs with a trained checkpoint"),
+                               ("report", report, "tables over seeds from run folders, plots, the paper's rows")):
         p = sub.add_parser(name, help=text, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(run=module.run)

@@ -43,6 +43,7 @@ from .pet.trainable import count_parameters, percentage_line
 from .tasks import get_task
 from .train.loop import evaluate, train_epoch
 from .train.optim import HFAdamW, linear_warmup_schedule, param_groups
+from .train.summary import DEMO_BACKBONE, RunSummary, records_status
 
 TASKS = ("vqa", "gqa", "nlvr", "caption")
 TABLE_NAMES = {"vqa": "VQAv2", "gqa": "GQA", "nlvr": "NLVR2", "caption": "COCO CIDEr"}
@@ -235,6 +236,7 @@ def results_table(test: dict, chance: dict, val_best: dict) -> str:
     return "\n".join(rows)
 
 
+@records_status
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -280,10 +282,11 @@ def run(args: argparse.Namespace) -> int:
                         gate_dim=cfg.gate_dim, vpa_dim=cfg.vpa_dim)
     with _quiet_hub_bars():
         model = build_model(model_cfg, pet_cfg)
-    (run_dir / "config.json").write_text(json.dumps(
-        {"demo": dataclasses.asdict(cfg), "model": to_dict(model_cfg), "pet": to_dict(pet_cfg),
-         "tasks": list(tasks), "data_root": str(data_root)}, indent=2))
+    config = {"demo": dataclasses.asdict(cfg), "model": to_dict(model_cfg), "pet": to_dict(pet_cfg),
+              "tasks": list(tasks), "data_root": str(data_root)}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     log(percentage_line(*count_parameters(model)))
+    summary = RunSummary.begin(run_dir, "demo", config, count_parameters(model), cfg.seed, DEMO_BACKBONE)
     sizes = ", ".join(f"{t} {len(d)}" for t, d in train_sets.items())
     log(f"train examples: {sizes}; {len(train_loader)} steps per epoch, {cfg.epochs} epochs")
 
@@ -320,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
     log()
     log(f"total time {time.perf_counter() - start:.1f}s")
     log_file.close()
+    summary.close("finished")
     print(json.dumps({"run_dir": str(run_dir), "test": {t: round(v, 2) for t, v in test.items()},
                       "chance": {t: round(v, 2) for t, v in chance.items()}}))
     return 0

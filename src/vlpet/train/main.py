@@ -37,6 +37,7 @@ from .distributed import Dist, barrier, init_distributed, shutdown
 from .interrupts import Interrupted, defer_signals, stop_signals
 from .lock import RunLock, RunLockedError
 from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_epoch
+from .summary import RunSummary, records_status
 from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 
@@ -198,6 +199,7 @@ def load_source(kind: str, name: str, load):
                          "local folder)") from None
 
 
+@records_status
 def train(args, runs: list | None = None) -> int:
     """The whole run; the ``Run`` object is appended to ``runs`` (for the messages of ``run``)."""
     d = init_distributed(args.device)
@@ -226,7 +228,9 @@ def train(args, runs: list | None = None) -> int:
         session = Run(args, d, model, tokenizer, loaders, run_dir, config, log, names)
         if runs is not None:
             runs.append(session)
+        summary = RunSummary.begin(run_dir, "train", config, count_parameters(model), args.seed, enabled=d.main)
         session.fit()
+        summary.close("finished")
     shutdown(d)
     return 0
 
