@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from vlpet.__main__ import main
-from vlpet.data.synth import synth_words, write_originals, write_synthetic
+from vlpet.data.synth import main as synth_main
+from vlpet.data.synth import synth_words, write_originals
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.features.resnet import ModifiedResNet
 from vlpet.prepare.raw import file_digest
@@ -55,7 +56,7 @@ def save_random_rn101(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    """Originals and images → prepare all → extract (4 folders) → check → train one epoch; every step's output."""
+    """Originals and images → prepare all → extract (4 folders) → check → train one epoch: every output."""
     tmp = tmp_path_factory.mktemp("end_to_end")
     raw, images, root, weights = tmp / "raw", tmp / "images", tmp / "datasets", tmp / "RN101.pt"
     threads = torch.get_num_threads()
@@ -149,6 +150,9 @@ def test_train_one_epoch_and_test_on_the_rebuilt_tree(pipeline):
     assert final["test"]["caption"] >= 0 and np.isfinite(final["test"]["caption"])
     records = [json.loads(r) for r in (pipeline["tmp"] / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["epoch"] == 0 and "test" in records[-1]
+    losses = records[0]["train"]  # every task was trained on the extracted features
+    assert {k for k in losses if k.startswith("loss_")} == {"loss_vqa", "loss_gqa", "loss_nlvr", "loss_caption"}
+    assert all(np.isfinite(v) and v > 0 for v in losses.values())
 
 
 def test_evaluate_scores_against_the_prepared_ground_truth(pipeline, tmp_path):
@@ -168,7 +172,9 @@ def test_prepare_on_the_originals_rebuilds_the_generated_tree(tmp_path):
     """For one seed, ``prepare`` on ``write_originals``' files gives the loaders' files that ``write_synthetic``
     writes directly: the two formats describe one world (the vocabularies differ: prepare copies the real ones)."""
     sizes = {"n_train": 4, "n_val": 2, "n_test": 2, "seed": 5, "feat_dim": 16}
-    write_synthetic(tmp_path / "direct", **sizes, originals=tmp_path / "raw-too")
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
+    with contextlib.redirect_stdout(io.StringIO()):  # the tree and the originals in one run of the generator's CLI
+        assert synth_main(["--root", str(tmp_path / "direct"), "--originals", str(tmp_path / "raw-too"), *flags]) == 0
     assert write_originals(tmp_path / "raw", **sizes) == {"COCO": 9, "VG": 6, "GQA": 4, "nlvr": 8}
     originals = sorted(p.relative_to(tmp_path / "raw") for p in (tmp_path / "raw").rglob("*.json"))
     assert len(originals) == 12
