@@ -110,20 +110,21 @@ class DataLayout:
         self.root = resolve_root(root)
         self.feature = feature
 
-    def _features(self, folder: str) -> Path:
+    def feature_folder(self, folder: str) -> Path:
+        """Folder of the h5 files of one image source: COCO, VG, GQA or nlvr."""
         return self.root / folder / "clip_features" / f"data_clip_{self.feature}_att"
 
     def coco_features(self) -> Path:
         """Folder of the COCO image h5 files (VQA and caption)."""
-        return self._features("COCO")
+        return self.feature_folder("COCO")
 
     def gqa_features(self, split: str) -> Path:
         """Folder of the GQA image h5 files: VG for train/valid, GQA for testdev/submit."""
-        return self._features("VG" if split in GQA_VG_SPLITS else "GQA")
+        return self.feature_folder("VG" if split in GQA_VG_SPLITS else "GQA")
 
     def nlvr_features(self) -> Path:
         """Folder of the NLVR2 image h5 files (one folder for every split)."""
-        return self._features("nlvr")
+        return self.feature_folder("nlvr")
 
     def coco_karpathy(self) -> Path:
         """The Karpathy caption split file ``COCO/dataset_coco.json``."""

@@ -14,6 +14,11 @@ All are functions of the features a small model can learn. Usage:
 ``--images DIR`` also renders every scene as an image file ``DIR/<COCO|VG|GQA|nlvr>/<img_id>.png`` (or ``.jpg``):
 each object drawn in its colour and shape in its cell of a 7x7 grid of 32-pixel cells, on a grey background, so the
 feature extractor (``python -m vlpet extract``) can be run end to end on real-format images.
+``--originals RAW`` also writes the same world as the *original* files that ``python -m vlpet prepare`` reads (VQA v2
+questions and annotations, Karpathy's ``dataset_coco.json``, GQA's balanced question files, NLVR2's JSON lines),
+laid out below RAW as ``prepare download`` unpacks them; ``write_originals`` writes only those (and the images). A
+seed gives the same world either way, so ``prepare`` on the originals rebuilds the tree's annotation files (except
+the answer vocabularies, which ``prepare`` copies from the real release).
 """
 
 from __future__ import annotations
@@ -22,11 +27,17 @@ import argparse
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ..prepare.gqa import SPLIT_FILES as GQA_FILES
+from ..prepare.gqa import SUBMIT_FILE as GQA_SUBMIT_FILE
+from ..prepare.karpathy import KARPATHY_FILE
+from ..prepare.manifest import NLVR_FILES
+from ..prepare.vqa import annotations_file, questions_file
 from .features import N_GRID
 from .layout import GQA_VG_SPLITS, DataLayout, h5_path
 
@@ -37,7 +48,7 @@ IMAGE_FORMATS = ("png", "jpg")
 SHAPES = ("circle", "square", "triangle", "star")
 SLOTS = (8, 12, 24, 36, 40)  # row-major cells (1,1), (1,5), (3,3), (5,1), (5,5): apart after the 7x7 -> 6x6 pool
 YES_NO = ("yes", "no")
-EMPTY_LABEL_ANSWER = "purple"  # outside the answer vocabulary: the question gets an empty label, as in real VQA
+EMPTY_LABEL_ANSWER = "violet"  # outside both answer vocabularies (ours, VQA's 3129): an empty label, as in real VQA
 QUESTIONS = {
     "vqa": {"color": "what color is the {shape}?", "shape": "what shape is the {color} object?",
             "exists": "is there a {color} {shape}?"},
@@ -54,6 +65,7 @@ CAPTIONS = ("{objects}", "a picture of {objects}", "there is {objects}", "an ima
             "{objects} on a plain background")
 PROMPT_WORDS = ("vqa:", "gpa:", "gqa:", "nlvr:", "caption:", "true", "false")
 VQA_QUESTION_TYPES = {"color": "what color is the", "shape": "what", "exists": "is there a"}
+GQA_STRUCTURAL_TYPES = {"color": "query", "shape": "query", "exists": "verify"}
 QUESTIONS_PER_IMAGE = 3
 DEFAULTS = {"n_train": 128, "n_val": 32, "n_test": 32, "seed": 0, "feat_dim": 2048}
 
@@ -182,58 +194,79 @@ def render(scene: Scene):
     return image
 
 
-class Writer:
-    """Writes the tree under one datasets root (and, with ``images``, the rendered scenes under that folder)."""
+def write_json(path: Path, obj, lines: bool = False) -> None:
+    """Write one JSON file (or, with ``lines``, one JSON object per line), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(o) + "\n" for o in obj) if lines else json.dumps(obj))
 
-    def __init__(self, root: Path, world: World, images: Path | None = None, image_format: str = "png"):
+
+class Writer:
+    """Writes one world: the processed tree under ``root`` (features and the loaders' files), the original files
+    under ``raw`` and the rendered scenes under ``images``; each is optional."""
+
+    def __init__(self, root: Path | None, world: World, images: Path | None = None, image_format: str = "png",
+                 raw: Path | None = None):
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
-        root.mkdir(parents=True, exist_ok=True)
-        self.layout = DataLayout(root)
-        self.world = world
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        self.layout = None if root is None else DataLayout(root)
+        self.world, self.raw = world, raw
         self.images, self.image_format = images, image_format
+        self.drawn: Counter = Counter()  # scenes per image source
 
-    def write_json(self, path: Path, obj) -> None:
-        """Write one JSON file, creating its folder."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(obj))
+    def tree(self, obj, where: Callable[..., Path], *args) -> None:
+        """Write ``obj`` to the processed tree's file ``where(layout, *args)``, a ``DataLayout`` path method (nothing
+        without a tree)."""
+        if self.layout is not None:
+            write_json(where(self.layout, *args), obj)
 
-    def image(self, folder: Path, img_id: str) -> Scene:
-        """Draw a scene and write its h5 file ``<folder>/<img_id>.h5`` with ``<img_id>/features``."""
+    def original(self, relative: str, obj, lines: bool = False) -> None:
+        """Write ``obj`` as the original file ``RAW/<relative>`` (nothing without ``raw``)."""
+        if self.raw is not None:
+            write_json(self.raw / relative, obj, lines)
+
+    def image(self, source: str, img_id: str) -> Scene:
+        """Draw a scene of ``source`` (COCO, VG, GQA or nlvr): its h5 file ``<img_id>.h5`` holding
+        ``<img_id>/features`` in the tree, its rendering ``<images>/<source>/<img_id>.<format>``."""
         scene = self.world.scene()
-        folder.mkdir(parents=True, exist_ok=True)
-        with h5py.File(h5_path(folder, img_id), "w") as f:
-            f.create_dataset(f"{img_id}/features", data=self.world.features(scene))
+        features = self.world.features(scene)  # drawn even without a tree: a seed gives one world whatever is written
+        self.drawn[source] += 1
+        if self.layout is not None:
+            folder = self.layout.feature_folder(source)
+            folder.mkdir(parents=True, exist_ok=True)
+            with h5py.File(h5_path(folder, img_id), "w") as f:
+                f.create_dataset(f"{img_id}/features", data=features)
         if self.images is not None:
-            source = self.images / folder.relative_to(self.layout.root).parts[0]
-            source.mkdir(parents=True, exist_ok=True)
-            render(scene).save(source / f"{img_id}.{self.image_format}")
+            (self.images / source).mkdir(parents=True, exist_ok=True)
+            render(scene).save(self.images / source / f"{img_id}.{self.image_format}")
         return scene
 
     def vocab(self, task: str, answers: list[str]) -> None:
         """trainval_ans2label.json and trainval_label2ans.json."""
-        ans2label, label2ans = self.layout.answer_vocab(task)
-        self.write_json(ans2label, {a: i for i, a in enumerate(answers)})
-        self.write_json(label2ans, answers)
+        if self.layout is not None:
+            ans2label, label2ans = self.layout.answer_vocab(task)
+            write_json(ans2label, {a: i for i, a in enumerate(answers)})
+            write_json(label2ans, answers)
 
 
 def coco_images(writer: Writer, sizes: dict) -> dict[str, list[tuple[int, str, Scene]]]:
     """COCO images per Karpathy split (train = train2014; restval, val, test = val2014): (cocoid, img_id, scene)."""
     counts = {"train": sizes["n_train"], "restval": max(1, sizes["n_train"] // 4), "val": sizes["n_val"],
               "test": sizes["n_test"]}
-    folder, images, next_id = writer.layout.coco_features(), {}, {"train2014": 100000, "val2014": 500000}
+    images, next_id = {}, {"train2014": 100000, "val2014": 500000}
     for split, count in counts.items():
         subset = "train2014" if split == "train" else "val2014"
         images[split] = []
         for _ in range(count):
             next_id[subset] += 1
             img_id = f"COCO_{subset}_{next_id[subset]:012d}"
-            images[split].append((next_id[subset], img_id, writer.image(folder, img_id)))
+            images[split].append((next_id[subset], img_id, writer.image("COCO", img_id)))
     return images
 
 
 def write_captions(writer: Writer, images: dict) -> None:
-    """COCO/dataset_coco.json: five references per image naming its objects."""
+    """COCO/dataset_coco.json: five references per image naming its objects (the original: the same file)."""
     entries, sent_id = [], 0
     for split, split_images in images.items():
         for cocoid, img_id, scene in split_images:
@@ -244,7 +277,9 @@ def write_captions(writer: Writer, images: dict) -> None:
                             "filename": f"{img_id}.jpg", "imgid": len(entries), "split": split,
                             "sentences": sentences, "cocoid": cocoid})
             sent_id += len(raws)
-    writer.write_json(writer.layout.coco_karpathy(), {"images": entries, "dataset": "coco"})
+    karpathy = {"images": entries, "dataset": "coco"}
+    writer.tree(karpathy, DataLayout.coco_karpathy)
+    writer.original(f"caption/caption_datasets/{KARPATHY_FILE}", karpathy)
 
 
 def vqa_question(writer: Writer, cocoid: int, img_id: str, question: tuple[str, str, str], k: int) -> tuple[dict, dict]:
@@ -264,71 +299,103 @@ def vqa_question(writer: Writer, cocoid: int, img_id: str, question: tuple[str, 
     return entry, annotation
 
 
+def vqa_original(kind: str, subset: str) -> str:
+    """Where ``prepare download vqa`` unpacks a VQA v2 file below RAW (``kind`` Questions or Annotations)."""
+    name = questions_file(subset) if kind == "Questions" else annotations_file(subset)
+    return f"vqa/v2_{kind}_{subset[:-4].capitalize()}_mscoco/{name}"
+
+
 def write_vqa(writer: Writer, images: dict) -> None:
-    """vqa/karpathy_{train,val,test}.json, the raw annotation files and the answer vocabulary."""
+    """vqa/karpathy_{train,val,test}.json, the raw annotation files and the answer vocabulary; the originals: VQA v2's
+    question and annotation files."""
     splits = {"karpathy_train": images["train"] + images["restval"], "karpathy_val": images["val"],
               "karpathy_test": images["test"]}
-    annotations = {"train2014": [], "val2014": []}
+    annotations, questions = {"train2014": [], "val2014": []}, {"train2014": [], "val2014": []}
     for split, split_images in splits.items():
         entries = []
         for cocoid, img_id, scene in split_images:
+            subset = img_id.split("_")[1]
             for k, question in enumerate(writer.world.questions(scene, "vqa")):
                 entry, annotation = vqa_question(writer, cocoid, img_id, question, k)
                 if split != "karpathy_train":
                     entry["is_topk_optimal"] = bool(entry["label"])
                 entries.append(entry)
-                annotations[img_id.split("_")[1]].append(annotation)
-        writer.write_json(writer.layout.vqa_split(split), entries)
+                annotations[subset].append(annotation)
+                questions[subset].append({"image_id": cocoid, "question": entry["sent"],
+                                          "question_id": entry["question_id"]})
+        writer.tree(entries, DataLayout.vqa_split, split)
     for subset, anns in annotations.items():
-        writer.write_json(writer.layout.vqa_annotations(subset), {
-            "info": {"description": "synthetic VQA annotations (vlpet.data.synth)"}, "license": {},
-            "data_subtype": subset, "data_type": "mscoco", "annotations": anns})
+        header = {"info": {"description": "synthetic VQA annotations (vlpet.data.synth)"}, "license": {},
+                  "data_subtype": subset, "data_type": "mscoco"}
+        writer.tree({**header, "annotations": anns}, DataLayout.vqa_annotations, subset)
+        writer.original(vqa_original("Annotations", subset), {**header, "annotations": anns})
+        writer.original(vqa_original("Questions", subset),
+                        {**header, "task_type": "Open-Ended", "questions": questions[subset]})
     writer.vocab("vqa", [*YES_NO, *COLORS, *SHAPES])
 
 
 def write_gqa(writer: Writer, sizes: dict) -> None:
-    """GQA/{train,valid,testdev,submit}.json with VG (train/valid) and GQA (testdev/submit) images."""
+    """GQA/{train,valid,testdev,submit}.json with VG (train/valid) and GQA (testdev/submit) images; the originals:
+    GQA 1.2's ``{train,val,testdev}_balanced_questions.json`` and ``submission_all_questions.json``."""
     counts = {"train": sizes["n_train"], "valid": sizes["n_val"], "testdev": sizes["n_val"],
               "submit": sizes["n_test"]}
     question_id, image_number = 20000000, 2300000
     for split, count in counts.items():
-        folder, entries = writer.layout.gqa_features(split), []
+        entries, originals = [], {}
         for _ in range(count):
             image_number += 1
-            img_id = str(image_number) if split in GQA_VG_SPLITS else f"n{image_number}"
-            scene = writer.image(folder, img_id)
-            for sent, answer, _ in writer.world.questions(scene, "gqa"):
+            vg = split in GQA_VG_SPLITS
+            img_id = str(image_number) if vg else f"n{image_number}"
+            scene = writer.image("VG" if vg else "GQA", img_id)
+            for sent, answer, kind in writer.world.questions(scene, "gqa"):
                 question_id += 1
                 entry = {"img_id": img_id, "question_id": str(question_id), "sent": sent}
+                original = {"imageId": img_id, "question": sent, "isBalanced": True,
+                            "types": {"structural": GQA_STRUCTURAL_TYPES[kind]}}
                 if split != "submit":
-                    entry["label"] = {answer: 1.0}
+                    entry["label"], original["answer"] = {answer: 1.0}, answer
                 entries.append(entry)
-        writer.write_json(writer.layout.gqa_split(split), entries)
+                originals[str(question_id)] = original
+        writer.tree(entries, DataLayout.gqa_split, split)
+        writer.original(f"gqa/questions1.2/{GQA_FILES.get(split, GQA_SUBMIT_FILE)}", originals)
     writer.vocab("gqa", [*YES_NO, *COLORS, *SHAPES])
 
 
 def write_nlvr(writer: Writer, sizes: dict) -> None:
-    """nlvr/{train,valid,test}.json: image pairs with one true and one false statement each."""
-    prefixes = {"train": "train", "valid": "dev", "test": "test1"}
-    folder = writer.layout.nlvr_features()
+    """nlvr/{train,valid,test}.json: image pairs with one true and one false statement each; the originals: NLVR2's
+    ``train.json``, ``dev.json``, ``test1.json`` (JSON lines; ``left_url``/``right_url`` name the rendered files)."""
     for split, count in (("train", sizes["n_train"]), ("valid", sizes["n_val"]), ("test", sizes["n_test"])):
-        entries = []
+        entries, lines = [], []
         for pair in range(max(1, count // 2)):
-            stem = f"{prefixes[split]}-{pair}-0"
-            left, right = (writer.image(folder, f"{stem}-img{k}") for k in (0, 1))
+            stem = f"{Path(NLVR_FILES[split]).stem}-{pair}-0"
+            left, right = (writer.image("nlvr", f"{stem}-img{k}") for k in (0, 1))
             for k, wanted in enumerate(writer.world.rng.permutation([True, False])):
                 sent, label = writer.world.statement(left, right, bool(wanted))
                 entries.append({"identifier": f"{stem}-{k}", "img0": f"{stem}-img0", "img1": f"{stem}-img1",
                                 "label": label, "sent": sent, "uid": f"nlvr2_{split}_{len(entries)}"})
-        writer.write_json(writer.layout.nlvr_split(split), entries)
+                lines.append({"identifier": f"{stem}-{k}", "sentence": sent, "label": str(bool(label)),
+                              **{f"{side}_url": f"{stem}-img{i}.{writer.image_format}"
+                                 for i, side in enumerate(("left", "right"))}})
+        writer.tree(entries, DataLayout.nlvr_split, split)
+        writer.original(f"nlvr/{NLVR_FILES[split]}", lines, lines=True)
+
+
+def write_world(writer: Writer, sizes: dict) -> None:
+    """Every task of one world, in a fixed order (the random stream, hence the world, depends on it)."""
+    images = coco_images(writer, sizes)
+    write_captions(writer, images)
+    write_vqa(writer, images)
+    write_gqa(writer, sizes)
+    write_nlvr(writer, sizes)
 
 
 def write_synthetic(root: str | Path, n_train: int = DEFAULTS["n_train"], n_val: int = DEFAULTS["n_val"],
                     n_test: int = DEFAULTS["n_test"], seed: int = DEFAULTS["seed"],
                     feat_dim: int = DEFAULTS["feat_dim"], images: str | Path | None = None,
-                    image_format: str = "png") -> dict[str, int]:
+                    image_format: str = "png", originals: str | Path | None = None) -> dict[str, int]:
     """Write synthetic VQA, GQA, NLVR2 and COCO caption data under ``root``; returns the number of h5 files written.
-    With ``images``, every scene is also rendered to ``<images>/<COCO|VG|GQA|nlvr>/<img_id>.<image_format>``.
+    With ``images``, every scene is also rendered to ``<images>/<COCO|VG|GQA|nlvr>/<img_id>.<image_format>``; with
+    ``originals``, the same world is also written as the original files (see ``write_originals``).
 
     ``n_*`` count images per task and split (VQA and GQA ask 3 questions per image, NLVR2 pairs images two by two
     with 2 statements per pair, captions have 5 references per image).
@@ -336,13 +403,30 @@ def write_synthetic(root: str | Path, n_train: int = DEFAULTS["n_train"], n_val:
     root = Path(root)
     sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
     writer = Writer(root, World(np.random.default_rng(seed), feat_dim), None if images is None else Path(images),
-                    image_format)
-    images = coco_images(writer, sizes)
-    write_captions(writer, images)
-    write_vqa(writer, images)
-    write_gqa(writer, sizes)
-    write_nlvr(writer, sizes)
+                    image_format, None if originals is None else Path(originals))
+    write_world(writer, sizes)
     return {folder: len(list((root / folder).glob("clip_features/*/*.h5"))) for folder in ("COCO", "VG", "GQA", "nlvr")}
+
+
+def write_originals(raw: str | Path, images: str | Path | None = None, n_train: int = DEFAULTS["n_train"],
+                    n_val: int = DEFAULTS["n_val"], n_test: int = DEFAULTS["n_test"], seed: int = DEFAULTS["seed"],
+                    image_format: str = "png", feat_dim: int = DEFAULTS["feat_dim"]) -> dict[str, int]:
+    """Write the synthetic world as the original files ``python -m vlpet prepare`` reads, below ``raw`` where
+    ``prepare download`` unpacks them, and (with ``images``) its scenes rendered to
+    ``<images>/<COCO|VG|GQA|nlvr>/<img_id>.<image_format>``: the input of ``python -m vlpet extract``. No features
+    are written. Returns the number of images per source folder.
+
+    ``raw/vqa/v2_{Questions,Annotations}_{Train,Val}_mscoco/``: VQA v2 questions and annotations (10 answers each);
+    ``raw/caption/caption_datasets/dataset_coco.json``: Karpathy's split; ``raw/gqa/questions1.2/``: GQA's
+    ``*_balanced_questions.json`` and ``submission_all_questions.json``; ``raw/nlvr/{train,dev,test1}.json``: NLVR2
+    JSON lines. Same arguments as ``write_synthetic``: with the same ``seed`` and ``feat_dim`` (which only steers the
+    random stream here), ``prepare`` on these files gives that tree's annotation files.
+    """
+    sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
+    writer = Writer(None, World(np.random.default_rng(seed), feat_dim), None if images is None else Path(images),
+                    image_format, Path(raw))
+    write_world(writer, sizes)
+    return dict(writer.drawn)
 
 
 def write_synthetic_video(root: str | Path, n_train: int = 64, n_val: int = 16, n_test: int = 16, seed: int = 0,
@@ -369,11 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", metavar="DIR", default=None,
                         help="also render every scene as an image file under DIR/<COCO|VG|GQA|nlvr>/")
     parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="png", help="rendered image format")
+    parser.add_argument("--originals", metavar="RAW", default=None,
+                        help="also write the same world as the original files (VQA v2, Karpathy, GQA 1.2, NLVR2) "
+                             "below RAW, the input of python -m vlpet prepare")
     args = parser.parse_args(argv)
     result = {"root": str(args.root)}
     if args.video != "only":
         result["h5_files"] = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim,
-                                             args.images, args.image_format)
+                                             args.images, args.image_format, args.originals)
     if args.video != "no":
         result["npz_files"] = write_synthetic_video(args.root, args.n_train, args.n_val, args.n_test, args.seed)
     print(json.dumps(result))
