@@ -180,10 +180,20 @@ def report(bench: str, args: argparse.Namespace, model, device: torch.device, ti
 def main(argv: list[str] | None = None) -> int:
     args = parse(make_parser(__doc__.split("\n")[0]), argv)
     model, batch, device = setup(args)
+    last = {}
+    step = train_step_fn(args, model, batch, device, last)
+    times = timed(step, args.steps, args.warmup, device)
+    out = report("step", args, model, device, times, loss=round(float(last["loss"]), 4))
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def train_step_fn(args: argparse.Namespace, model, batch: dict, device: torch.device, last: dict | None = None):
+    """One optimisation step as a closure (train mode); ``last["loss"]`` receives the detached loss."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = HFAdamW(param_groups(model, 0.01), lr=1e-4, eps=1e-6)
-    last = {}
+    last = {} if last is None else last
 
     def step():
         with autocast(args, device):
@@ -195,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.zero_grad()
         last["loss"] = loss.detach()
 
-    times = timed(step, args.steps, args.warmup, device)
-    out = report("step", args, model, device, times, loss=round(float(last["loss"]), 4))
-    print(json.dumps(out), flush=True)
-    return 0
+    return step
 
 
 if __name__ == "__main__":
