@@ -36,6 +36,7 @@ from .distributed import Dist, barrier, init_distributed, shutdown
 from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_epoch
 from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
+from . import speed
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
 
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--save_every_steps", type=int, default=0,
                       help="also checkpoint every N optimizer steps inside an epoch (0: at epoch ends only)")
     ours.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 is the faithful default)")
+    speed.add_arguments(ours)
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
@@ -131,7 +133,8 @@ class DeviceLoader:
 
     def __iter__(self):
         for batch in self.loader:
-            yield {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            # the loaders pin host memory on CUDA, so these copies overlap with the work already queued
+            yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def seed_everything(seed: int) -> None:
@@ -179,6 +182,8 @@ def build_data(args, tokenizer, main: bool, tasks: list[str], video: bool, n_fra
 
 def train(args) -> int:
     d = init_distributed(args.device)
+    speed_cfg = speed.speed_config_from_args(args)
+    speed.apply_backends(speed_cfg)
     seed_everything(args.seed)
     model_cfg = model_config_from_args(args, args.explicit)
     pet_cfg = pet_config_from_args(args)
@@ -207,7 +212,7 @@ def train(args) -> int:
     start, first, step, tracker = 0, 0, 0, BestTracker(args.tasks)
     if args.resume:
         start, first, step, tracker = _resume(args, run_dir, model, optimizer, scheduler, steps_per_epoch, log)
-    net = _wrap(model, d, pet_cfg.method)
+    net = _wrap(speed.compile_model(model, speed_cfg, d.device), d, pet_cfg.method)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
     tasks = tasks_for(names, args.num_beams, args.gen_max_length)
     saver = StepSaver(run_dir, model, config, optimizer, scheduler, tracker, args.save_every_steps, d.main)
@@ -217,7 +222,8 @@ def train(args) -> int:
         try:
             with autocast:
                 out = train_epoch(net, train_loader, optimizer, scheduler, args.clip_grad_norm, epoch, step,
-                                  show=d.main and not args.no_progress, on_step=saver.on_step, tasks=tasks)
+                                  show=d.main and not args.no_progress, on_step=saver.on_step, tasks=tasks,
+                                  nan_check_every=speed_cfg.nan_check_every)
         except KeyboardInterrupt:
             saver.save_interrupted()
             raise
