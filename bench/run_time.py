@@ -35,7 +35,7 @@ from contextlib import nullcontext  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from train_step import build, make_batch, make_parser, parse, sync, timed, train_step_fn  # noqa: E402
+from train_step import build, make_batch, make_parser, parse, timed, train_step_fn  # noqa: E402
 
 PUBLISHED_BATCH = {"bart": 500, "t5": 300}
 # Examples per split (data-prep spec §6; pipeline spec §1.5): GQA trains on train+valid and validates on testdev;
