@@ -12,7 +12,8 @@ Glibc allocator: as in ``bench/train_step.py``, the script sets ``MALLOC_MMAP_MA
 MALLOC_TRIM_THRESHOLD_=68719476736`` and re-executes itself once when they are missing (``--no-malloc-env``: don't).
 
 Output keys: those of train_step.py with ``generate_s_*`` instead of ``step_s_*``, plus num_beams, max_length,
-out_len; ``samples_per_s`` is batch / median generate seconds.
+out_len; ``samples_per_s`` is batch / median generate seconds. ``--per-beam-cross-kv`` times stock ``generate``, which
+projects the cross-attention keys/values once per beam instead of once per image (``vlpet.models.beam_cache``).
 """
 
 from __future__ import annotations
@@ -46,15 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__.split("\n")[0])
     parser.add_argument("--num-beams", type=int, default=5)
     parser.add_argument("--max-length", type=int, default=20)
+    parser.add_argument("--per-beam-cross-kv", action="store_true",
+                        help="stock generate: cross-attention keys/values projected for every beam (for comparison)")
     args = parse(parser, argv)
     model, batch, device = setup(args)
     model.eval()
     last = {}
+    stock = {"cache": None} if args.per_beam_cross_kv else {}  # an explicit cache argument: the stock path
 
     def run():
         with torch.inference_mode(), autocast(args, device):
             last["out"] = model.generate(batch["input_ids"], batch["vis_feats"], batch["boxes"],
-                                         num_beams=args.num_beams, max_length=args.max_length)
+                                         num_beams=args.num_beams, max_length=args.max_length, **stock)
 
     times = timed(run, args.steps, args.warmup, device)
     out = report("generate", args, model, device, times, num_beams=args.num_beams, max_length=args.max_length,

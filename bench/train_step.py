@@ -17,7 +17,8 @@ re-executes itself once (``os.execv``, before torch is imported, so this costs a
 already set is kept; ``--no-malloc-env`` runs with whatever the environment has. The JSON line reports the values used.
 
 Output keys: bench, backbone, method, device, dtype, batch, text_len, vis_tokens, target_len, threads, steps,
-warmup, step_s_median, step_s_min, step_s_max, samples_per_s, peak_rss_mb, cuda_peak_alloc_mb (null on CPU),
+warmup, step_s_median, step_s_min, step_s_max, samples_per_s, peak_rss_mb (the process's peak resident memory,
+model build included), rss_after_build_mb (resident memory before the first step), cuda_peak_alloc_mb (null on CPU),
 trainable_params, total_params, loss, malloc_env, torch.
 
 Hidden options for tests: ``--backbone tiny-bart`` / ``tiny-t5`` (the golden fixtures' tiny sizes) and ``--feat-dim``.
@@ -111,27 +112,47 @@ def resolve_device(name: str) -> torch.device:
 
 def setup(args: argparse.Namespace):
     """Seed, threads, device; build the model and a fixed random batch. Returns (model, batch dict, device)."""
+    model, device = build(args)
+    batch = make_batch(model, args.batch, device, args.seed, args.feat_dim)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return model, batch, device
+
+
+def build(args: argparse.Namespace):
+    """Seed, threads, device and the model with the method's published configuration: (model, device)."""
     torch.manual_seed(args.seed)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     kind = resolve_preset(args.backbone).kind
     model = build_model(ModelConfig(backbone=args.backbone, feat_dim=args.feat_dim), method_preset(args.method, kind))
-    model.to(device)
+    return model.to(device), device
+
+
+def make_batch(model, size: int, device: torch.device, seed: int = 0, feat_dim: int = 2048) -> dict:
+    """``size`` samples of 20 random text tokens, a 7x7 grid of random features, zero boxes, 20-token targets."""
     cfg = model.config
     low, high = 5, min(cfg.vocab_size, 32000)  # clear of pad/bos/eos/unk, inside every tokenizer's range
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator().manual_seed(seed)
     batch = {
-        "input_ids": torch.randint(low, high, (args.batch, TEXT_LEN), generator=g),
-        "vis_feats": torch.randn(args.batch, GRID, args.feat_dim, generator=g),
-        "boxes": torch.zeros(args.batch, GRID, 4),
-        "labels": torch.randint(low, high, (args.batch, TARGET_LEN), generator=g),
+        "input_ids": torch.randint(low, high, (size, TEXT_LEN), generator=g),
+        "vis_feats": torch.randn(size, GRID, feat_dim, generator=g),
+        "boxes": torch.zeros(size, GRID, 4),
+        "labels": torch.randint(low, high, (size, TARGET_LEN), generator=g),
     }
     batch["labels"][:, -1] = cfg.eos_token_id
-    batch = {k: v.to(device) for k, v in batch.items()}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    return model, batch, device
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def current_rss_mb() -> float | None:
+    """Resident set size of this process now (Linux ``/proc/self/status``), None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+    return round(int(line.split()[1]) / 1024, 1)
 
 
 def autocast(args: argparse.Namespace, device: torch.device):
@@ -180,10 +201,21 @@ def report(bench: str, args: argparse.Namespace, model, device: torch.device, ti
 def main(argv: list[str] | None = None) -> int:
     args = parse(make_parser(__doc__.split("\n")[0]), argv)
     model, batch, device = setup(args)
+    rss_built = current_rss_mb()
+    last = {}
+    step = train_step_fn(args, model, batch, device, last)
+    times = timed(step, args.steps, args.warmup, device)
+    out = report("step", args, model, device, times, loss=round(float(last["loss"]), 4), rss_after_build_mb=rss_built)
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def train_step_fn(args: argparse.Namespace, model, batch: dict, device: torch.device, last: dict | None = None):
+    """One optimisation step as a closure (train mode); ``last["loss"]`` receives the detached loss."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = HFAdamW(param_groups(model, 0.01), lr=1e-4, eps=1e-6)
-    last = {}
+    last = {} if last is None else last
 
     def step():
         with autocast(args, device):
@@ -195,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.zero_grad()
         last["loss"] = loss.detach()
 
-    times = timed(step, args.steps, args.warmup, device)
-    out = report("step", args, model, device, times, loss=round(float(last["loss"]), 4))
-    print(json.dumps(out), flush=True)
-    return 0
+    return step
 
 
 if __name__ == "__main__":

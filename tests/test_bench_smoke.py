@@ -55,3 +55,25 @@ def test_generate_tiny_t5():
     check_common(out, "generate", "tiny-t5", "vl-pet-small")
     assert out["dtype"] == "fp32" and out["num_beams"] == 5 and out["max_length"] == 20
     assert 1 < out["out_len"] <= 20
+
+
+def test_run_time_tiny_bart():
+    out = run_bench("run_time.py", "--backbone", "tiny-bart", "--method", "vl-pet-large", "--measure-batch", "2",
+                    "--gen-batch", "2")
+    assert out["bench"] == "run_time" and out["train_batch_published"] == 500 and out["scaled_linearly"] is True
+    assert out["train_flops_per_example"] > 0
+    for path in ("fp32", "fast"):
+        t = out[path]
+        assert set(t["s_per_example"]) == {"train", "greedy", "beam5", "forward"}
+        assert all(v > 0 for v in t["s_per_example"].values())
+        assert t["total_h"] >= t["train_h"] > 0 and t["val_h"] > 0 and t["test_h"] > 0 and t["mfu"] > 0
+
+
+def test_loader_both_layouts():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "loader.py"), "--n-train", "4", "--feat-dim", "8",
+                           "--batch-size", "12", "--epochs", "1", "--workers", "0", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["examples_per_epoch"] > 0
+    assert all(out[f"{layout}_workers{n}"] > 0 for layout in ("h5", "packed") for n in (0, 1))

@@ -82,6 +82,20 @@ class PETConfig:
             raise ValueError(f"init must be auto, bart or torch, got {self.init!r}")
 
 
+@dataclass
+class SpeedConfig:
+    """Options that change speed, not the method (``train.speed``); the defaults are the faithful fp32 path."""
+
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast around forward and loss"})
+    tf32: bool = field(default=False, metadata={"help": "CUDA TF32 matmuls"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model's forward"})
+    compile_backend: str = "inductor"
+    nan_check_every: int = field(default=1, metadata={"help": "steps between NaN/inf checks of the loss"})
+
+    def __post_init__(self):
+        _positive(self, "nan_check_every")
+
+
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
         if getattr(cfg, name) <= 0:

@@ -3,6 +3,9 @@
 Files are opened lazily and kept open per process: each DataLoader worker (and the main process) opens a file once
 and reuses the handle. The official layout has one file per image (123K for COCO), more than a process may keep open,
 so the cache holds at most ``max_open`` handles and closes the least recently used one beyond that.
+
+A folder packed by ``python -m vlpet.prepare.pack`` (``<folder>/packed/{features.npy,ids.json}``) is read from its
+memory-mapped array instead (the same bits); an id missing from its index falls back to the h5 file.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
+
+import json
 
 import h5py
 import numpy as np
@@ -31,11 +36,20 @@ class FeatureReader:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._files: OrderedDict[Path, h5py.File] = OrderedDict()
+        self._packed: dict[Path, tuple[np.ndarray, dict[str, int]] | None] = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_files"] = OrderedDict()
+        state["_files"], state["_packed"] = OrderedDict(), {}
         return state
+
+    def _packed_rows(self, folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
+        """(memory-mapped array, id → row) of ``folder/packed``, or None when the folder is not packed."""
+        if os.getpid() != self._pid:
+            self._reset()
+        if folder not in self._packed:
+            self._packed[folder] = _open_packed(folder)
+        return self._packed[folder]
 
     def _handle(self, path: Path, img_id: str) -> h5py.File:
         if os.getpid() != self._pid:  # a forked worker: never reuse the parent's handles
@@ -56,7 +70,13 @@ class FeatureReader:
         return handle
 
     def read(self, path: Path, img_id: str) -> np.ndarray:
-        """Features of ``img_id`` from the h5 file ``path`` as float32 (49, feat_dim)."""
+        """Features of ``img_id`` as float32 (49, feat_dim): from the packed array of ``path``'s folder when it
+        lists the id, else from the h5 file ``path``."""
+        packed = self._packed_rows(path.parent)
+        if packed is not None and img_id in packed[1]:
+            feats = np.asarray(packed[0][packed[1][img_id]])
+            self._check_shape(feats, path.parent / "packed", img_id)
+            return feats.astype(np.float32)
         key = f"{img_id}/features"
         try:
             feats = self._handle(path, img_id)[key][...]
@@ -79,3 +99,20 @@ class FeatureReader:
             for handle in self._files.values():
                 handle.close()
         self._reset()
+
+
+def _open_packed(folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
+    """Map ``folder/packed/features.npy`` and read its id index; None when ``ids.json`` (written last) is absent."""
+    index, array = folder / "packed" / "ids.json", folder / "packed" / "features.npy"
+    if not index.is_file():
+        return None
+    try:
+        ids = json.loads(index.read_text())
+        feats = np.load(array, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DataError(f"unreadable packed features in {folder / 'packed'} ({err}); re-run "
+                        f"python -m vlpet.prepare.pack or delete the folder to read the h5 files", array) from err
+    if feats.ndim != 3 or feats.shape[0] != len(ids):
+        raise DataError(f"packed features {array} have shape {feats.shape} for {len(ids)} ids; re-run "
+                        f"python -m vlpet.prepare.pack or delete {folder / 'packed'}", array)
+    return feats, {img_id: row for row, img_id in enumerate(ids)}

@@ -20,6 +20,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.bart.modeling_bart import shift_tokens_right
 
+from .beam_cache import cross_attention_cache
 from .visual import VisualEmbedding, visual_inputs
 
 
@@ -131,6 +132,8 @@ class VLModel(nn.Module):
 
         Defaults: max_length 20 (decoder tokens incl. the start token), the backbone's n-gram blocking and
         early stopping; BART forces EOS at the last step in beam search only, as transformers 4.2.1 did.
+        Beam search starts from a cache holding the cross-attention keys/values computed once per image
+        (``beam_cache``).
         """
         hidden, mask = self.encode(input_ids, vis_feats, boxes, attention_mask, task)
         kwargs = dict(max_length=20, num_beams=1, do_sample=False, length_penalty=1.0, min_length=0)
@@ -140,6 +143,8 @@ class VLModel(nn.Module):
             kwargs.setdefault("forced_eos_token_id", self.config.eos_token_id)
         if kwargs["num_beams"] == 1:  # early stopping only concerns beam search (and greedy warns about it)
             kwargs.pop("early_stopping", None)
+        if kwargs["num_beams"] > 1 and kwargs.get("use_cache", True) and not {"cache", "past_key_values"} & set(kwargs):
+            kwargs["cache"] = cross_attention_cache(self.lm, self.kind, hidden, kwargs["num_beams"])
         # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
         return self.lm.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
                                 decoder_start_token_id=self.config.decoder_start_token_id,

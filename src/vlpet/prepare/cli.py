@@ -68,6 +68,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _convert_arguments(sub.add_parser(name, help=f"write {text} from the originals", allow_abbrev=False), name)
     _download_arguments(sub.add_parser("download", help="fetch the original files", allow_abbrev=False))
     _check_arguments(sub.add_parser("check", help="check a datasets tree", allow_abbrev=False))
+    _pack_arguments(sub.add_parser("pack", help="one memory-mappable feature array per feature folder",
+                                   allow_abbrev=False))
+
+
+def _pack_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import pack
+
+    pack.add_arguments(parser)
+    parser.set_defaults(prepare_run=pack.run)
 
 
 def main(argv: list[str]) -> int:

@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--save_every_steps", type=int, default=0,
                       help="also checkpoint every N optimizer steps inside an epoch (0: at epoch ends only)")
     ours.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 is the faithful default)")
+    # the speed options (train/speed.py; README "Speed options")
+    ours.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls/convolutions (not bit-exact)")
+    ours.add_argument("--compile", action="store_true",
+                      help="torch.compile the model's forward (eager fallback with a message if it fails)")
+    ours.add_argument("--compile_backend", default="inductor", help=argparse.SUPPRESS)
+    ours.add_argument("--nan_check_every", type=int, default=1,
+                      help="check the loss for NaN/inf every N steps (1: every step, the default)")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
@@ -112,6 +119,7 @@ _RULES = {
     "valid_topk": (lambda v: v == -1 or v > 0, "-1 (all) or a positive number"),
     "valid_batch_size": (lambda v: v is None or v > 0, "a positive integer"),
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "nan_check_every": (lambda v: v >= 1, "1 or more"),
 }
 
 
@@ -130,6 +138,9 @@ def validate(args: argparse.Namespace) -> None:
     if args.epochs == 0 and not args.load:
         raise ValueError("--epochs 0 only tests weights given with --load (otherwise it would test random "
                          "weights); train for at least one epoch")
+    if args.save_every_steps % args.nan_check_every:
+        raise ValueError(f"--save_every_steps {args.save_every_steps} must be a multiple of --nan_check_every "
+                         f"{args.nan_check_every}, so that no checkpoint holds an unchecked update")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
         raise ValueError(f"--device {args.device}: choose auto, cpu, cuda or cuda:N")
 

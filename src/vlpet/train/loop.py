@@ -11,6 +11,7 @@ The loop knows tasks only through ``vlpet.tasks.Task``.
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -36,23 +37,32 @@ def _task(tasks: dict[str, Task] | None, name: str) -> Task:
 
 
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
-                show: bool = True, on_step=None, tasks: dict[str, Task] | None = None) -> dict:
+                show: bool = True, on_step=None, tasks: dict[str, Task] | None = None,
+                nan_check_every: int = 1) -> dict:
     """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
     ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``.
 
     ``tasks`` maps a batch's ``task`` to its ``Task`` (default: ``get_task``). ``on_step(done, step)`` is called
     after every optimizer step with the steps done in this epoch and in all. The
-    update (clip, optimizer and scheduler steps, ``on_step``) holds back a Ctrl-C until it is complete."""
+    update (clip, optimizer and scheduler steps, ``on_step``) holds back a Ctrl-C until it is complete.
+
+    Host syncs: the losses stay on the device; they are checked for NaN/inf (and shown on the progress bar) when
+    the global step count reaches a multiple of ``nan_check_every``, before that step's update, and at the epoch's
+    end. With 1 (the default) every loss is checked before its own update; with N > 1 the run stops within N
+    steps of the first non-finite loss, naming that step, and a GPU is not stalled every step."""
     model.train()
     done = getattr(loader, "start", 0)
     params = [p for p in model.parameters() if p.requires_grad]
-    sums: dict[str, list[float]] = {}
+    losses: dict[str, list[torch.Tensor]] = {}
+    pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet checked
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False, dynamic_ncols=True)
     for batch in bar:
         task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {loss.item()} at step {step} (epoch {epoch}), task {batch['task']}")
+        losses.setdefault(batch["task"], []).append(loss.detach())
+        pending.append((step, batch["task"], loss.detach()))
+        if (step + 1) % nan_check_every == 0:
+            _check_finite(pending, epoch, bar)
         loss.backward()
         with defer_signals():
             if clip > 0:
@@ -65,12 +75,24 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
             done += 1
             if on_step is not None:  # inside: a Ctrl-C never separates an update from its bookkeeping
                 on_step(done, step)
-        sums.setdefault(batch["task"], []).append(loss.item())
-        bar.set_postfix(task=batch["task"], loss=f"{loss.item():.3f}")
-    out = {f"loss_{task}": sum(v) / len(v) for task, v in sums.items()}
-    out["loss"] = sum(sum(v) for v in sums.values()) / max(1, sum(len(v) for v in sums.values()))
+    _check_finite(pending, epoch, bar)
+    values = {task: torch.stack(v).tolist() for task, v in losses.items()}  # one host sync per task
+    out = {f"loss_{task}": sum(v) / len(v) for task, v in values.items()}
+    out["loss"] = sum(sum(v) for v in values.values()) / max(1, sum(len(v) for v in values.values()))
     out["step"] = step
     return out
+
+
+def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar) -> None:
+    """Raise ``NonFiniteLossError`` naming the first non-finite loss of ``pending`` (one host sync), then empty it."""
+    if not pending:
+        return
+    values = torch.stack([loss for _, _, loss in pending]).tolist()
+    for (step, task, _), value in zip(pending, values):
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"loss is {value} at step {step} (epoch {epoch}), task {task}")
+    bar.set_postfix(task=pending[-1][1], loss=f"{values[-1]:.3f}")
+    pending.clear()
 
 
 def evaluate(model, loaders: dict, tokenizer, show: bool = False, timings: dict | None = None,

@@ -40,6 +40,7 @@ from .loop import BestTracker, NonFiniteLossError, evaluate, tasks_for, train_ep
 from .summary import RunSummary, records_status
 from .video import BEST, BEST_SUFFIX, VIDEO_TASKS, is_video
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
+from . import speed
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
 
@@ -115,7 +116,8 @@ class DeviceLoader:
 
     def __iter__(self):
         for batch in self.loader:
-            yield {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            # the loaders pin host memory on CUDA, so these copies overlap with the work already queued
+            yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def seed_everything(seed: int) -> None:
@@ -249,6 +251,8 @@ class Run:
                                                 args.warmup_ratio)
         self.autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=args.bf16)
         self.tasks = tasks_for(names, args.num_beams, args.gen_max_length)
+        self.speed = speed.speed_config_from_args(args)
+        speed.apply_backends(self.speed)
         self.tracker = BestTracker(args.tasks)
         self.saver = StepSaver(run_dir, model, config, self.optimizer, self.scheduler, self.tracker,
                                args.save_every_steps, d.main)
@@ -258,7 +262,7 @@ class Run:
         start, first, step, pending = 0, 0, 0, None
         if args.resume:
             start, first, step, pending = self._resume()
-        net = _wrap(self.model, d, self.config["pet"]["method"])
+        net = _wrap(speed.compile_model(self.model, self.speed, d.device), d, self.config["pet"]["method"])
         steps_per_epoch = self.train_loader.steps_per_epoch
         for epoch in range(start, args.epochs):
             if pending is not None and epoch == start:  # resumed between an epoch's training and its validation
@@ -269,7 +273,7 @@ class Run:
                 with self.autocast:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
-                                      tasks=self.tasks)
+                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every)
                 step = out.pop("step")
             self.saver.end_training(out)
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}

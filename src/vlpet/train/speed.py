@@ -1,0 +1,86 @@
+"""Speed options of ``python -m vlpet train`` (README "Speed options"): flags → ``SpeedConfig`` → backend settings
+and the compiled model. fp32 eager with a NaN check every step is the faithful default; every option is opt-in.
+
+* ``--tf32``: TF32 tensor-core matmuls and convolutions on CUDA (``fp32_precision = "tf32"``); no effect on CPU.
+* ``--compile``: ``torch.compile`` of the model's training forward (``VLModel.forward``; evaluation forwards too).
+  Generation stays eager: its cache grows by one token per step, so each step is a new shape. When compilation is
+  impossible (no C++ compiler for inductor on CPU) or fails at a call, one line says so and the run continues eager.
+* ``--nan_check_every N``: check the loss for NaN/inf (one host sync) every N steps instead of every step
+  (``train_epoch``); ``--save_every_steps`` must then be a multiple of N, so that a checkpoint never holds weights
+  updated from an unchecked loss.
+* Pinned host memory with non-blocking copies is automatic on CUDA (the loaders pin, ``DeviceLoader`` copies
+  non-blocking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+import torch
+
+from ..config import SpeedConfig
+
+
+def speed_config_from_args(args: argparse.Namespace) -> SpeedConfig:
+    """``SpeedConfig`` from the parsed flags; a ``--save_every_steps`` that is not a multiple of N is an error."""
+    cfg = SpeedConfig(bf16=args.bf16, tf32=args.tf32, compile=args.compile, compile_backend=args.compile_backend,
+                      nan_check_every=args.nan_check_every)
+    every = getattr(args, "save_every_steps", 0)
+    if every and every % cfg.nan_check_every:
+        raise ValueError(f"--save_every_steps {every} must be a multiple of --nan_check_every "
+                         f"{cfg.nan_check_every}, so that no checkpoint holds an unchecked update")
+    return cfg
+
+
+def apply_backends(cfg: SpeedConfig) -> None:
+    """Process-wide matmul settings: TF32 on CUDA when asked; torch's defaults (full fp32 matmuls) otherwise."""
+    if cfg.tf32:
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+
+
+def compile_problem(cfg: SpeedConfig, device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run here, or None."""
+    if cfg.compile_backend == "inductor" and device.type == "cpu":
+        cxx = os.environ.get("CXX", "g++")
+        if shutil.which(cxx) is None:
+            return f"inductor needs a C++ compiler on CPU and {cxx!r} is not on PATH (set CXX)"
+    return None
+
+
+class CompiledForward:
+    """``model.forward`` replaced by its compiled version; on a compilation failure, one message and eager from
+    then on (a real error in the model is raised again by the eager call)."""
+
+    def __init__(self, model: torch.nn.Module, backend: str, warn=None):
+        self.eager = model.forward
+        self.compiled = torch.compile(self.eager, backend=backend)
+        self.failed = False
+        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+
+    def __call__(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except torch._dynamo.exc.TorchDynamoException as err:
+                self.failed = True
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                self.warn(f"warning: --compile failed ({type(err).__name__}: {first[:200]}); running eager")
+        return self.eager(*args, **kwargs)
+
+
+def compile_model(model: torch.nn.Module, cfg: SpeedConfig, device: torch.device, warn=None) -> torch.nn.Module:
+    """With ``--compile``, swap ``model.forward`` for a ``CompiledForward`` (state-dict keys and every other
+    method unchanged); returns ``model``."""
+    if not cfg.compile:
+        return model
+    warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+    problem = compile_problem(cfg, device)
+    if problem:
+        warn(f"warning: --compile: {problem}; running eager")
+        return model
+    model.forward = CompiledForward(model, cfg.compile_backend, warn)
+    return model
