@@ -116,9 +116,10 @@ class VLModel(nn.Module):
             if labels is None:
                 raise ValueError("forward needs labels or decoder_input_ids")
             decoder_input_ids = self.shift_right(labels)
-        out = self.lm(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                      decoder_input_ids=decoder_input_ids, use_cache=False)
-        return VLOutput(out.logits, hidden, mask, decoder_input_ids)
+        encoder_outputs = _encoder_outputs(hidden)
+        out = self.lm(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_input_ids,
+                      use_cache=False)
+        return VLOutput(out.logits, encoder_outputs.last_hidden_state, mask, decoder_input_ids)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
@@ -137,7 +138,12 @@ class VLModel(nn.Module):
         if kwargs["num_beams"] == 1:  # early stopping only concerns beam search (and greedy warns about it)
             kwargs.pop("early_stopping", None)
         # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
-        return self.lm.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+        return self.lm.generate(encoder_outputs=_encoder_outputs(hidden), attention_mask=mask,
                                 decoder_start_token_id=self.config.decoder_start_token_id,
                                 eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id,
                                 **kwargs)
+
+
+def _encoder_outputs(hidden) -> BaseModelOutput:
+    """``encode``'s hidden states as the stock models' ``encoder_outputs`` (a method may return its own output)."""
+    return hidden if isinstance(hidden, BaseModelOutput) else BaseModelOutput(last_hidden_state=hidden)
