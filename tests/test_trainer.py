@@ -212,14 +212,30 @@ BASELINE_FLAGS = {
 }
 
 
-@pytest.mark.parametrize("name", list(BASELINE_FLAGS))
-def test_every_baseline_trains_end_to_end(data, tmp_path, capsys, name):
-    """Each baseline (and two Table 9 variants) through `python -m vlpet train` on the synthetic data: train,
-    validate, test; the checkpoint holds exactly the method's trainable set."""
+# The Ladder-Side-Tuning repository's VL-T5 scripts (their flags, tiny sizes): on T5 these select its configurations.
+LST_REPO_FLAGS = {
+    "full_finetuning": "--use_tasks_prompts --unfreeze_language_model",
+    "bitfit": "--use_tasks_prompts --use_bitfit",
+    "prompt_tuning": "--use_tasks_prompts --encoder_prompt_len 4 --mid_dim 16 --use_single_prompt",
+    "lora": "--use_tasks_prompts --use_lora --lora_dim 4 --use_single_lora",
+    "adapter": "--use_tasks_prompts --use_adapter --unfreeze_layer_norms --reduction_factor 4 --use_single_adapter",
+    "lst": "--use_tasks_prompts --weight_decay 3e-2 --use_side_transformers --side_reduction_factor 4 "
+           "--load_side_pretrained_weights fisher-v2 --samples_for_fisher 8",
+}
+CASES = [("tiny-bart", name) for name in BASELINE_FLAGS] + [("tiny-t5", name) for name in LST_REPO_FLAGS]
+
+
+@pytest.mark.parametrize("backbone,name", CASES)
+def test_every_baseline_trains_end_to_end(data, tmp_path, capsys, backbone, name):
+    """Each baseline (two Table 9 variants, and the LST repository's T5 methods) through `python -m vlpet train`
+    on the synthetic data: train, validate, test; the checkpoint holds exactly the method's trainable set."""
     out = tmp_path / "run"
-    flags = (f"--backbone tiny-bart --from_scratch --tokenizer {data / 'tok-bart'} --datasets_root {data / 'data'} "
-             f"--feat_dim 32 --epochs 1 --batch_size 6 --lr 1e-3 --n_boxes 36 --downsample --output {out} --seed 3 "
-             f"--no_progress --train_topk 6 --valid_topk 2 --tasks vqa,gqa,nlvr,caption {BASELINE_FLAGS[name]}")
+    style = backbone.split("-")[1]
+    method_flags = (BASELINE_FLAGS if style == "bart" else LST_REPO_FLAGS)[name]
+    flags = (f"--backbone {backbone} --from_scratch --tokenizer {data / f'tok-{style}'} "
+             f"--datasets_root {data / 'data'} --feat_dim 32 --epochs 1 --batch_size 6 --lr 1e-3 --n_boxes 36 "
+             f"--downsample --output {out} --seed 3 --no_progress --train_topk 6 --valid_topk 2 "
+             f"--tasks vqa,gqa,nlvr,caption {method_flags}")
     assert train_main(flags.split()) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(final["test"]) == {"vqa", "nlvr", "caption"}
@@ -227,7 +243,11 @@ def test_every_baseline_trains_end_to_end(data, tmp_path, capsys, name):
     method, _, gate = name.partition("+")
     assert config["pet"]["method"] == method and config["pet"]["gate"] == (gate or "none")
     saved = load_file(str(out / "LAST" / "pet_weights.safetensors"))
-    assert saved and (method != "full_finetuning" or any("lm.model.shared" in k for k in saved))
+    assert saved and (method != "full_finetuning" or any("shared" in k for k in saved))
+    if method == "lst":  # the Fisher of the side init is kept for a resume
+        assert (out / "lst_fisher.safetensors").is_file() and "Fisher" in (out / "log.txt").read_text()
+        assert any(".side_block." in k for k in saved) and not any(".block.0.layer.0.SelfAttention.q" in k
+                                                                    for k in saved if ".side_block." not in k)
 
 
 def test_load_then_epochs_0_tests_the_loaded_weights(data, tmp_path, capsys):

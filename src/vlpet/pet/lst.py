@@ -267,7 +267,7 @@ def init_side_from_pruned(lm, pruned: dict) -> None:
 def stock_backbone(model) -> T5ForConditionalGeneration:
     """The plain text T5 the Fisher pass uses: our backbone's weights at the vocabulary before the resize."""
     config = copy.deepcopy(model.lm.config)
-    config.vocab_size = getattr(model, "base_vocab_size", config.vocab_size)
+    config.vocab_size = min(getattr(model, "base_vocab_size", config.vocab_size), config.vocab_size)
     stock = T5ForConditionalGeneration(config)
     own = {k: v for k, v in model.lm.state_dict().items() if k in stock.state_dict()}
     own = {k: v[: config.vocab_size] if k.endswith(("shared.weight", "embed_tokens.weight", "lm_head.weight"))

@@ -28,6 +28,7 @@ from ..data.multitask import MultitaskLoader, build_datasets, build_loaders, tas
 from ..data.tokenizer import load_tokenizer
 from ..data.video import VideoLayout, build_video_datasets, build_video_loaders, video_task_prompts
 from ..models.build import build_model
+from ..pet.lst import init_side_network
 from ..param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
@@ -200,6 +201,8 @@ def train(args) -> int:
     if loaded:
         log.line(f"loaded weights from {loaded}")
     loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes)
+    if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main)):
+        log.line(side)  # LST: the side network starts as the Fisher-pruned backbone (Fisher saved in run_dir)
     train_loader = DeviceLoader(loaders["train"], d.device)
     steps_per_epoch = train_loader.steps_per_epoch
     optimizer = HFAdamW(param_groups(model, args.weight_decay), lr=args.lr, eps=args.adam_eps)
