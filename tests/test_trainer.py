@@ -195,6 +195,48 @@ def test_published_launcher_runs(data, tmp_path, script, positional):
     assert config["args"]["seed"] == 42 and (out / "LAST" / "pet_weights.safetensors").is_file()
 
 
+T5_LAUNCHERS = {"T5-full_finetuning.sh": "full_finetuning", "T5-bitfit.sh": "bitfit",
+                "T5-prompt_tuning.sh": "prompt_tuning", "T5-lora.sh": "lora", "T5-adapter.sh": "adapter",
+                "T5-LST.sh": "lst"}
+
+
+@pytest.mark.parametrize("script,method", list(T5_LAUNCHERS.items()))
+def test_t5_launchers_run_the_lst_scripts(script, method):
+    """The LST repository's scripts (GPU NPROC; one run per seed): each command line selects the method's T5
+    configuration, with its published settings, and later flags override them."""
+    from vlpet.param import build_parser, pet_config_from_args
+
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "image-text" / script
+    env = dict(os.environ, PYTHON="echo", SEEDS="9595 9596")
+    done = subprocess.run(["bash", str(script_path), "0", "1", "--epochs", "2"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for seed, line in zip((9595, 9596), lines):
+        args = build_parser("t", "").parse_args(line.split(" -m vlpet train ", 1)[1].split())
+        assert pet_config_from_args(args).method == method
+        assert (args.seed, args.epochs, args.batch_size, args.backbone) == (seed, 2, 300, "t5-base")
+        assert args.output.endswith(f"@{seed}") and args.weight_decay == (3e-2 if method == "lst" else 0.01)
+    no_args = subprocess.run(["bash", str(script_path)], capture_output=True, text=True, timeout=30)
+    assert no_args.returncode == 2 and "usage:" in no_args.stderr
+
+
+def test_t5_lst_launcher_trains(data, tmp_path):
+    out = tmp_path / "run"
+    extra = (f"--backbone tiny-t5 --from_scratch --tokenizer {data / 'tok-t5'} --datasets_root {data / 'data'} "
+             f"--feat_dim 32 --epochs 1 --batch_size 6 --train_topk 6 --valid_topk 2 --num_workers 0 "
+             f"--samples_for_fisher 4 --tasks nlvr --output {out} --no_progress")
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "image-text" / "T5-LST.sh"
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1", SEEDS="9596", MASTER_PORT="29533")
+    done = subprocess.run(["bash", str(script_path), "0", "1", *extra.split()], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["seed"] == 9596 and config["pet"]["method"] == "lst"
+    assert (out / "lst_fisher.safetensors").is_file() and (out / "LAST" / "pet_weights.safetensors").is_file()
+
+
 BASELINE_FLAGS = {
     "full_finetuning": "--unfreeze_language_model",
     "bitfit": "--use_tasks_prompts --unfreeze_bias",
