@@ -17,7 +17,8 @@ re-executes itself once (``os.execv``, before torch is imported, so this costs a
 already set is kept; ``--no-malloc-env`` runs with whatever the environment has. The JSON line reports the values used.
 
 Output keys: bench, backbone, method, device, dtype, batch, text_len, vis_tokens, target_len, threads, steps,
-warmup, step_s_median, step_s_min, step_s_max, samples_per_s, peak_rss_mb, cuda_peak_alloc_mb (null on CPU),
+warmup, step_s_median, step_s_min, step_s_max, samples_per_s, peak_rss_mb (the process's peak resident memory),
+peak_rss_after_build_mb (the same, measured once the model is built, before any step), cuda_peak_alloc_mb (null on CPU),
 trainable_params, total_params, loss, malloc_env, torch.
 
 Hidden options for tests: ``--backbone tiny-bart`` / ``tiny-t5`` (the golden fixtures' tiny sizes) and ``--feat-dim``.
@@ -67,7 +68,7 @@ from vlpet.losses import sample_mean_loss  # noqa: E402
 from vlpet.train.optim import HFAdamW, param_groups  # noqa: E402
 from vlpet.models.build import build_model  # noqa: E402
 from vlpet.models.presets import resolve_preset  # noqa: E402
-from vlpet.param import BASELINES, VLPET_METHODS, method_preset  # noqa: E402
+from vlpet.param import BASELINES, LST_METHODS, VLPET_METHODS, method_preset  # noqa: E402
 from vlpet.pet.trainable import count_parameters  # noqa: E402
 
 PUBLIC_BACKBONES = ("bart-base", "t5-base")
@@ -80,7 +81,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--backbone", default="bart-base", metavar="{bart-base,t5-base}",
                    help="full-size preset, random weights")
-    p.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES)
+    p.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES + LST_METHODS,
+                   help="lora, adapter, prompt_tuning, lst: T5 only (the Ladder-Side-Tuning configurations)")
     p.add_argument("--bf16", action="store_true", help="torch.autocast(bfloat16) around the model")
     p.add_argument("--steps", type=int, default=10, help="timed repetitions (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first")
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(make_parser(__doc__.split("\n")[0]), argv)
     model, batch, device = setup(args)
     model.train()
+    built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = HFAdamW(param_groups(model, 0.01), lr=1e-4, eps=1e-6)
     last = {}
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         last["loss"] = loss.detach()
 
     times = timed(step, args.steps, args.warmup, device)
-    out = report("step", args, model, device, times, loss=round(float(last["loss"]), 4))
+    out = report("step", args, model, device, times, loss=round(float(last["loss"]), 4),
+                 peak_rss_after_build_mb=round(built_rss, 1))
     print(json.dumps(out), flush=True)
     return 0
 

@@ -55,3 +55,10 @@ def test_generate_tiny_t5():
     check_common(out, "generate", "tiny-t5", "vl-pet-small")
     assert out["dtype"] == "fp32" and out["num_beams"] == 5 and out["max_length"] == 20
     assert 1 < out["out_len"] <= 20
+
+
+def test_train_step_tiny_t5_lst():
+    """Every method runs, LST's side network included (T5 only)."""
+    out = run_bench("train_step.py", "--backbone", "tiny-t5", "--method", "lst")
+    check_common(out, "step", "tiny-t5", "lst")
+    assert 0 < out["peak_rss_after_build_mb"] <= out["peak_rss_mb"] and math.isfinite(out["loss"])
