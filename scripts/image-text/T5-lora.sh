@@ -5,9 +5,5 @@
 # `python -m vlpet train` (after the script's own, so they override them; the official script puts them before).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
-if [ $# -lt 2 ]; then echo "usage: $0 GPU NPROC [flags...]" >&2; exit 2; fi
-gpu=$1
-nproc=$2
-shift 2
-lst_image "$gpu" "$nproc" 3e-4 "LMlora_bs300_image224_lr3e-4" \
+lst_image "$0" 3e-4 "LMlora_bs300_image224_lr3e-4" \
     "--use_lora --lora_dim 150 --use_single_lora --use_tasks_prompts" "$@"

@@ -62,11 +62,7 @@ class VLModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
                attention_mask: torch.Tensor | None = None, task: str | None = None):
         """Return (encoder hidden states (B, P+L+V, d), the concatenated mask (B, P+L+V))."""
-        self.current_task = task
-        if attention_mask is None:
-            attention_mask = input_ids.ne(self.config.pad_token_id).long()
-        feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
-        vis = self.visual_embedding(feats, box, img_ids, obj_ids, self.token_embedding)
+        attention_mask, vis = self.begin_encode(input_ids, vis_feats, boxes, attention_mask, task)
         encoder = self.lm.get_encoder()
         text = self._embed_text(encoder, input_ids)
         if self.encoder_prefix is not None:
@@ -79,6 +75,14 @@ class VLModel(nn.Module):
         hidden = torch.cat([text, vis.to(text.dtype)], dim=1)
         run = self._run_bart_encoder if self.kind == "bart" else self._run_t5_encoder
         return run(encoder, hidden, mask, text.shape[1]), mask
+
+    def begin_encode(self, input_ids, vis_feats, boxes, attention_mask=None, task=None):
+        """Record the task; return (the text mask, built from padding if not given, the visual tokens (B, V, d))."""
+        self.current_task = task
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id).long()
+        feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
+        return attention_mask, self.visual_embedding(feats, box, img_ids, obj_ids, self.token_embedding)
 
     def _embed_text(self, encoder, input_ids):
         emb = encoder.embed_tokens(input_ids)

@@ -32,7 +32,7 @@ class BiasedT5LayerNorm(T5LayerNorm):
 
 def _new_bias(linear: nn.Linear, uniform: bool, rows: int | None = None) -> None:
     bias = torch.zeros(linear.out_features, device=linear.weight.device, dtype=linear.weight.dtype)
-    if uniform and bias.device.type != "meta":
+    if uniform:
         bound = 1 / math.sqrt(linear.in_features)
         nn.init.uniform_(bias[:rows], -bound, bound)
     linear.bias = nn.Parameter(bias)

@@ -28,7 +28,6 @@ from transformers.models.t5.modeling_t5 import (T5Attention, T5Block, T5DenseAct
 
 from ..config import PETConfig
 from ..models.vl_model import VLModel
-from ..models.visual import visual_inputs
 from .trainable import freeze_all, unfreeze_visual_embedding
 
 GATE_T = 0.1  # SideConfig.gate_T (not on the official CLI)
@@ -168,11 +167,7 @@ class LSTVLModel(VLModel):
     """VL-T5 with LST: ``encode`` returns an ``LSTEncoderOutput``; generation runs without a cache."""
 
     def encode(self, input_ids, vis_feats, boxes, attention_mask=None, task=None):
-        self.current_task = task
-        if attention_mask is None:
-            attention_mask = input_ids.ne(self.config.pad_token_id).long()
-        feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
-        vis = self.visual_embedding(feats, box, img_ids, obj_ids, self.token_embedding)
+        attention_mask, vis = self.begin_encode(input_ids, vis_feats, boxes, attention_mask, task)
         encoder = self.lm.get_encoder()
         text = encoder.embed_tokens(input_ids)
         hidden, taps = run_backbone(encoder, inputs_embeds=text, attention_mask=attention_mask)
