@@ -104,3 +104,20 @@ def test_other_methods_skip_the_hook(tmp_path):
     model = build_model(ModelConfig(backbone="tiny-t5", feat_dim=16), PETConfig(method="lora", lora_dim=4))
     assert lst.init_side_network(model, [], tmp_path) is None
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flags,message", [
+    ("--load_side_pretrained_weights fisher-v3", "fisher-v2"),
+    ("--encoder_side_layers [1,3]", "not implemented"),
+])
+def test_unsupported_lst_options_are_rejected_by_name(flags, message):
+    from vlpet.param import build_parser, pet_config_from_args
+
+    args = build_parser("t", "").parse_args(f"--backbone t5-base --use_side_transformers {flags}".split())
+    with pytest.raises(ValueError, match=message):
+        pet_config_from_args(args)
+
+
+def test_lst_needs_a_t5_backbone():
+    with pytest.raises(ValueError, match="T5"):
+        build_model(ModelConfig(backbone="tiny-bart", feat_dim=16), PETConfig(method="lst"))
