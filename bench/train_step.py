@@ -68,7 +68,7 @@ from vlpet.losses import sample_mean_loss  # noqa: E402
 from vlpet.train.optim import HFAdamW, param_groups  # noqa: E402
 from vlpet.models.build import build_model  # noqa: E402
 from vlpet.models.presets import resolve_preset  # noqa: E402
-from vlpet.param import BASELINES, VLPET_METHODS, method_preset  # noqa: E402
+from vlpet.param import BASELINES, LST_METHODS, VLPET_METHODS, method_preset  # noqa: E402
 from vlpet.pet.trainable import count_parameters  # noqa: E402
 
 PUBLIC_BACKBONES = ("bart-base", "t5-base")
@@ -81,7 +81,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--backbone", default="bart-base", metavar="{bart-base,t5-base}",
                    help="full-size preset, random weights")
-    p.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES)
+    p.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES + LST_METHODS,
+                   help="lora, adapter, prompt_tuning, lst: T5 only (the Ladder-Side-Tuning configurations)")
     p.add_argument("--bf16", action="store_true", help="torch.autocast(bfloat16) around the model")
     p.add_argument("--steps", type=int, default=10, help="timed repetitions (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first")

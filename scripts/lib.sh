@@ -27,3 +27,18 @@ video_common() {  # video_common BACKBONE BATCH OUTPUT NAME LR EPOCHS  (src/mult
         --tasks tvqa,how2qa,tvc,yc2c --feature ViT --n_boxes 64 --downsample --image_size "(224,224)" \
         --run_name "$4"
 }
+
+lst_image() {  # lst_image SCRIPT LR NAME "METHOD FLAGS" GPU NPROC EXTRA...  (Ladder-Side-Tuning VL-T5/scripts/image/)
+    # As those scripts: CUDA_VISIBLE_DEVICES=GPU, port 26670 (MASTER_PORT=... overrides), t5-base, batch 300,
+    # 20 epochs, and one run per seed 9595 9596 9597 (SEEDS="..." overrides), each in snap/VLT5_multitask/NAME@seed.
+    local script=$1 lr=$2 stem=$3 method=$4 seed
+    shift 4
+    if [ $# -lt 2 ]; then echo "usage: $script GPU NPROC [flags...]" >&2; exit 2; fi
+    local gpu=$1 nproc=$2
+    shift 2
+    for seed in ${SEEDS:-9595 9596 9597}; do
+        CUDA_VISIBLE_DEVICES=$gpu launch "${MASTER_PORT:-26670}" "$nproc" \
+            $(image_common t5-base 300 "snap/VLT5_multitask/${stem}@${seed}" "${stem}@${seed}" "$lr" 20) \
+            $method --seed "$seed" "$@"
+    done
+}

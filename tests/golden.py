@@ -1,4 +1,4 @@
-"""Run one golden fixture of the official code (``tests/fixtures/official/<name>/``) through our model.
+"""Run one golden fixture of the official code (``tests/fixtures/{official,official-lst}/<name>/``) through our model.
 
 A fixture holds the official argv, a tiny HF config, the official state dict, inputs and reference outputs
 (fixtures README). We rebuild the model from the argv through ``vlpet.param`` (the published flag mapping), load
@@ -20,7 +20,8 @@ from vlpet.models.build import build_model
 from vlpet.param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from vlpet.pet.official import load_official_state_dict, official_key_table
 
-DEFAULT_DIR = Path(__file__).resolve().parent / "fixtures" / "official"
+# The official VL-PET code's fixtures and the Ladder-Side-Tuning code's (T5 baselines, LST): one format.
+DEFAULT_DIRS = [Path(__file__).resolve().parent / "fixtures" / name for name in ("official", "official-lst")]
 _BART_ARCH = ("d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
               "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings", "activation_function",
               "pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "init_std")
@@ -29,13 +30,16 @@ _T5_ARCH = ("d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_
             "eos_token_id", "decoder_start_token_id")
 
 
-def golden_dir() -> Path:
-    return Path(os.environ.get("VLPET_GOLDEN_DIR", DEFAULT_DIR))
+def golden_dirs() -> list[Path]:
+    """The fixture folders: ``VLPET_GOLDEN_DIR`` (one or more, os.pathsep-separated) or the defaults."""
+    env = os.environ.get("VLPET_GOLDEN_DIR")
+    return [Path(p) for p in env.split(os.pathsep) if p] if env else DEFAULT_DIRS
 
 
 def fixture_names() -> list[str]:
-    root = golden_dir()
-    return sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+    """``<folder>/<fixture>`` for every fixture (a sub-folder with a meta.json) of every golden folder."""
+    return [f"{root.name}/{p.name}" for root in golden_dirs() if root.is_dir()
+            for p in sorted(root.iterdir()) if (p / "meta.json").is_file()]
 
 
 def is_vlpet(meta: dict) -> bool:
@@ -44,7 +48,8 @@ def is_vlpet(meta: dict) -> bool:
 
 class Fixture:
     def __init__(self, name: str):
-        self.dir = golden_dir() / name
+        folder, fixture = name.rsplit("/", 1)
+        self.dir = next(root for root in golden_dirs() if root.name == folder) / fixture
         self.meta = json.loads((self.dir / "meta.json").read_text())
         self.inputs = load_file(str(self.dir / "inputs.safetensors"))
         self.outputs = load_file(str(self.dir / "outputs.safetensors"))
@@ -97,3 +102,29 @@ def task_losses(logits: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor
         "loss_tvc": losses.sample_mean_loss(logits, labels),
         "loss_caption": losses.token_mean_loss(logits, labels),
     }
+
+
+def side_outputs(fx: Fixture, model) -> dict[str, torch.Tensor]:
+    """LST's extra reference outputs (fixtures README §4.3), captured from our model; {} for other methods."""
+    lm = model.lm
+    if not hasattr(lm, "side_final_upsample"):
+        return {}
+    got: dict[str, torch.Tensor] = {}
+
+    def keep(key: str, value: torch.Tensor) -> None:  # a hook that returns None leaves the output unchanged
+        got.setdefault(key, value)
+
+    hooks = [lm.side_final_upsample.register_forward_hook(lambda _m, i, _o: keep("decoder_last_side_hidden_state", i[0])),
+             lm.decoder.register_forward_hook(lambda _m, _i, o: keep("decoder_last_hidden_state_backbone", o[0]))]
+    feats, boxes = fx.vis()
+    task = fx.meta["task_for_forward_outputs"]
+    try:
+        with torch.no_grad():
+            model(fx.inputs["input_ids"], feats, boxes, labels=fx.inputs["target_ids"], task=task)
+            encoded, _ = model.encode(fx.inputs["input_ids"], feats, boxes, task=task)
+    finally:
+        for h in hooks:
+            h.remove()
+    got["encoder_last_side_hidden_state"] = encoded.side_last_hidden_state
+    got["encoder_side_attention_mask"] = encoded.side_attention_mask
+    return got

@@ -97,3 +97,23 @@ def test_hyperformer_needs_the_task():
     with pytest.raises(ValueError, match="task"):
         model(torch.ones(1, 3, dtype=torch.long), torch.zeros(1, 49, 16), torch.zeros(1, 49, 4),
               labels=torch.ones(1, 2, dtype=torch.long))
+
+
+def test_t5_bitfit_adds_the_official_biases():
+    """LST repository's BitFit on stock T5: every Linear / T5LayerNorm gets a bias, initialised as that code's
+    constructors leave them (spec t5-baselines-lst.md §4.2), and only biases + the visual embedding train."""
+    from vlpet.param import method_preset
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="tiny-t5", feat_dim=16), method_preset("bitfit", "t5"))
+    lm, bound = model.lm, 1 / 64 ** 0.5
+    head = lm.lm_head.bias
+    assert head.shape[0] == 1072 and not head[model.base_vocab_size:].any()
+    assert 0 < head[: model.base_vocab_size].abs().max() <= bound
+    attn = lm.decoder.block[1].layer[1].EncDecAttention
+    assert all(0 < getattr(attn, x).bias.abs().max() <= bound for x in "qkvo")
+    assert not lm.encoder.block[0].layer[1].DenseReluDense.wi.bias.any()
+    assert not lm.decoder.final_layer_norm.bias.any() and not model.visual_embedding.feat_embedding[1].bias.any()
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert all(n.endswith(".bias") or n.startswith("visual_embedding.") for n in trainable)
+    assert not any("relative_attention_bias" in n for n in trainable)

@@ -77,3 +77,10 @@ def test_loader_both_layouts():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["examples_per_epoch"] > 0
     assert all(out[f"{layout}_workers{n}"] > 0 for layout in ("h5", "packed") for n in (0, 1))
+
+
+def test_train_step_tiny_t5_lst():
+    """Every method runs, LST's side network included (T5 only)."""
+    out = run_bench("train_step.py", "--backbone", "tiny-t5", "--method", "lst")
+    check_common(out, "step", "tiny-t5", "lst")
+    assert 0 < out["rss_after_build_mb"] <= out["peak_rss_mb"] and math.isfinite(out["loss"])

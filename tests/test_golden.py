@@ -1,7 +1,7 @@
-"""Golden equivalence with the official VL-PET code (issue: core).
+"""Golden equivalence with the official VL-PET code (issue: core) and the Ladder-Side-Tuning code (T5 baselines, LST).
 
-For every VL-PET fixture (the folder is enumerated; ``VLPET_GOLDEN_DIR`` points at another folder of the same
-format): official weights in, then encoder output, logits and losses ≤1e-5 absolute, every trainable gradient
+For every fixture (the folders are enumerated: tests/fixtures/official and official-lst; ``VLPET_GOLDEN_DIR`` points at another folder of the same
+format, os.pathsep-separated): official weights in, then encoder output, logits and losses ≤1e-5 absolute, every trainable gradient
 ≤1e-4 relative, the trainable set, and the greedy / beam-5 generated ids exactly. A VL-PET fixture that cannot
 be run fails; only a baseline whose method is not implemented (vlpet.param.UNSUPPORTED) is skipped, by name.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from golden import Fixture, fixture_names, golden_dir, is_vlpet, task_losses
+from golden import Fixture, fixture_names, golden_dirs, is_vlpet, side_outputs, task_losses
 from vlpet.param import UNSUPPORTED
 
 NAMES = fixture_names()
@@ -19,7 +19,7 @@ ATOL = 1e-5
 
 
 def test_golden_folder_is_not_empty():
-    assert NAMES, f"no fixtures found in {golden_dir()}"
+    assert NAMES, f"no fixtures found in {', '.join(map(str, golden_dirs()))}"
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -62,6 +62,11 @@ def test_encoder_logits_losses(case):
                            task=key[len("loss_"):]).logits
         ours = task_losses(logits, fx.inputs["target_ids"], fx.inputs.get("scores"))
         torch.testing.assert_close(ours[key], ref[key], atol=ATOL, rtol=0, msg=key)
+    side = side_outputs(fx, model)
+    for key, value in side.items():
+        torch.testing.assert_close(value.to(ref[key].dtype), ref[key], atol=ATOL, rtol=0, msg=key)
+    lst_keys = {k for k in ref if not k.startswith("grad.") and ("side" in k or k.endswith("_backbone"))}
+    assert not lst_keys - set(side), "LST outputs left unchecked"
 
 
 def test_trainable_set(case):

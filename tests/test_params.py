@@ -19,6 +19,14 @@ CASES = [  # backbone, method, extra args, trainable, total, printed %
     ("bart-base", "vl-pet-middlex", ["--video"], 3_102_156, 142_656_204, "2.17"),
     ("bart-base", "vl-pet-middley", ["--video"], 3_102_144, 142_656_192, "2.17"),
     ("bart-base", "vl-pet-large", ["--video"], 4_872_768, 144_426_816, "3.37"),
+    # The Ladder-Side-Tuning repository's VL-T5 scripts (upstream-lst fixtures, param_counts/full_size_counts.json).
+    ("t5-base", "full_finetuning", [], 224_540_160, 224_540_160, "100.00"),
+    ("t5-base", "bitfit", [], 1_865_416, 224_824_264, "0.83"),
+    ("t5-base", "prompt_tuning", [], 2_842_400, 225_801_248, "1.26"),
+    ("t5-base", "lora", [], 18_170_112, 241_128_960, "7.54"),
+    ("t5-base", "adapter", [], 19_333_632, 242_292_480, "7.98"),
+    ("t5-base", "lst", [], 17_967_384, 240_926_232, "7.46"),
+    ("t5-base", "adapter", ["--adapter_train_layer_norms"], 19_381_248, 242_292_480, "8.00"),  # spec §4.5
 ]
 
 
@@ -47,3 +55,15 @@ def test_counts_follow_the_structure(capsys):
 def test_bad_override_is_one_clear_error(capsys):
     assert main(["params", "--adapter_down_dim", "10", "--encoder_adapter_multihead_num_head", "4"]) == 2
     assert "divisible" in capsys.readouterr().err
+
+
+def test_lst_names_are_t5_only(capsys):
+    assert main(["params", "--backbone", "bart-base", "--method", "lst"]) == 2
+    assert "T5" in capsys.readouterr().err
+
+
+def test_help_says_which_configuration_each_name_gives(capsys):
+    with pytest.raises(SystemExit):
+        main(["params", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Ladder-Side-Tuning" in text and "VL-Adapter" in text

@@ -195,6 +195,48 @@ def test_published_launcher_runs(data, tmp_path, script, positional):
     assert config["args"]["seed"] == 42 and (out / "LAST" / "pet_weights.safetensors").is_file()
 
 
+T5_LAUNCHERS = {"T5-full_finetuning.sh": "full_finetuning", "T5-bitfit.sh": "bitfit",
+                "T5-prompt_tuning.sh": "prompt_tuning", "T5-lora.sh": "lora", "T5-adapter.sh": "adapter",
+                "T5-LST.sh": "lst"}
+
+
+@pytest.mark.parametrize("script,method", list(T5_LAUNCHERS.items()))
+def test_t5_launchers_run_the_lst_scripts(script, method):
+    """The LST repository's scripts (GPU NPROC; one run per seed): each command line selects the method's T5
+    configuration, with its published settings, and later flags override them."""
+    from vlpet.param import build_parser, pet_config_from_args
+
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "image-text" / script
+    env = dict(os.environ, PYTHON="echo", SEEDS="9595 9596")
+    done = subprocess.run(["bash", str(script_path), "0", "1", "--epochs", "2"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for seed, line in zip((9595, 9596), lines):
+        args = build_parser("t", "").parse_args(line.split(" -m vlpet train ", 1)[1].split())
+        assert pet_config_from_args(args).method == method
+        assert (args.seed, args.epochs, args.batch_size, args.backbone) == (seed, 2, 300, "t5-base")
+        assert args.output.endswith(f"@{seed}") and args.weight_decay == (3e-2 if method == "lst" else 0.01)
+    no_args = subprocess.run(["bash", str(script_path)], capture_output=True, text=True, timeout=30)
+    assert no_args.returncode == 2 and "usage:" in no_args.stderr
+
+
+def test_t5_lst_launcher_trains(data, tmp_path):
+    out = tmp_path / "run"
+    extra = (f"--backbone tiny-t5 --from_scratch --tokenizer {data / 'tok-t5'} --datasets_root {data / 'data'} "
+             f"--feat_dim 32 --epochs 1 --batch_size 6 --train_topk 6 --valid_topk 2 --num_workers 0 "
+             f"--samples_for_fisher 4 --tasks nlvr --output {out} --no_progress")
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "image-text" / "T5-LST.sh"
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1", SEEDS="9596", MASTER_PORT="29533")
+    done = subprocess.run(["bash", str(script_path), "0", "1", *extra.split()], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["seed"] == 9596 and config["pet"]["method"] == "lst"
+    assert (out / "lst_fisher.safetensors").is_file() and (out / "LAST" / "pet_weights.safetensors").is_file()
+
+
 BASELINE_FLAGS = {
     "full_finetuning": "--unfreeze_language_model",
     "bitfit": "--use_tasks_prompts --unfreeze_bias",
@@ -212,22 +254,42 @@ BASELINE_FLAGS = {
 }
 
 
-@pytest.mark.parametrize("name", list(BASELINE_FLAGS))
-def test_every_baseline_trains_end_to_end(data, tmp_path, capsys, name):
-    """Each baseline (and two Table 9 variants) through `python -m vlpet train` on the synthetic data: train,
-    validate, test; the checkpoint holds exactly the method's trainable set."""
+# The Ladder-Side-Tuning repository's VL-T5 scripts (their flags, tiny sizes): on T5 these select its configurations.
+LST_REPO_FLAGS = {
+    "full_finetuning": "--use_tasks_prompts --unfreeze_language_model",
+    "bitfit": "--use_tasks_prompts --use_bitfit",
+    "prompt_tuning": "--use_tasks_prompts --encoder_prompt_len 4 --mid_dim 16 --use_single_prompt",
+    "lora": "--use_tasks_prompts --use_lora --lora_dim 4 --use_single_lora",
+    "adapter": "--use_tasks_prompts --use_adapter --unfreeze_layer_norms --reduction_factor 4 --use_single_adapter",
+    "lst": "--use_tasks_prompts --weight_decay 3e-2 --use_side_transformers --side_reduction_factor 4 "
+           "--load_side_pretrained_weights fisher-v2 --samples_for_fisher 8",
+}
+CASES = [("tiny-bart", name) for name in BASELINE_FLAGS] + [("tiny-t5", name) for name in LST_REPO_FLAGS]
+
+
+@pytest.mark.parametrize("backbone,name", CASES)
+def test_every_baseline_trains_end_to_end(data, tmp_path, capsys, backbone, name):
+    """Each baseline (two Table 9 variants, and the LST repository's T5 methods) through `python -m vlpet train`
+    on the synthetic data: train, validate, test; the checkpoint holds exactly the method's trainable set."""
     out = tmp_path / "run"
-    flags = (f"--backbone tiny-bart --from_scratch --tokenizer {data / 'tok-bart'} --datasets_root {data / 'data'} "
-             f"--feat_dim 32 --epochs 1 --batch_size 6 --lr 1e-3 --n_boxes 36 --downsample --output {out} --seed 3 "
-             f"--no_progress --train_topk 6 --valid_topk 2 --tasks vqa,gqa,nlvr,caption {BASELINE_FLAGS[name]}")
+    style = backbone.split("-")[1]
+    method_flags = (BASELINE_FLAGS if style == "bart" else LST_REPO_FLAGS)[name]
+    flags = (f"--backbone {backbone} --from_scratch --tokenizer {data / f'tok-{style}'} "
+             f"--datasets_root {data / 'data'} --feat_dim 32 --epochs 1 --batch_size 6 --lr 1e-3 --n_boxes 36 "
+             f"--downsample --output {out} --seed 3 --no_progress --train_topk 6 --valid_topk 2 "
+             f"--tasks {'vqa,gqa,nlvr,caption' if style == 'bart' else 'nlvr,caption'} {method_flags}")
     assert train_main(flags.split()) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(final["test"]) == {"vqa", "nlvr", "caption"}
+    assert set(final["test"]) == ({"vqa", "nlvr", "caption"} if style == "bart" else {"nlvr", "caption"})
     config = json.loads((out / "config.json").read_text())
     method, _, gate = name.partition("+")
     assert config["pet"]["method"] == method and config["pet"]["gate"] == (gate or "none")
     saved = load_file(str(out / "LAST" / "pet_weights.safetensors"))
-    assert saved and (method != "full_finetuning" or any("lm.model.shared" in k for k in saved))
+    assert saved and (method != "full_finetuning" or any("shared" in k for k in saved))
+    if method == "lst":  # the Fisher of the side init is kept for a resume
+        assert (out / "lst_fisher.safetensors").is_file() and "Fisher" in (out / "log.txt").read_text()
+        assert any(".side_block." in k for k in saved) and not any(".block.0.layer.0.SelfAttention.q" in k
+                                                                    for k in saved if ".side_block." not in k)
 
 
 def test_load_then_epochs_0_tests_the_loaded_weights(data, tmp_path, capsys):

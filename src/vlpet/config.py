@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GATE_KINDS = ("none", "small", "middlex", "middley", "large")
+# LST side-network initialisation: Fisher importance + structured pruning of the backbone (--load_side_pretrained_
+# weights fisher-v2), or the constructors' random init (the flag's default "").
+SIDE_INITS = ("fisher-v2", "none")
 
 
 @dataclass
@@ -68,13 +71,23 @@ class PETConfig:
     projected_task_embedding_dim: int = field(default=8, metadata={"help": "HyperFormer hypernetwork input size"})
     tasks: tuple[str, ...] = field(default=("vqa", "gqa", "nlvr", "caption"),
                                    metadata={"help": "tasks with their own HyperFormer task embedding"})
+    # The Ladder-Side-Tuning repository's T5 configurations (spec t5-baselines-lst.md).
+    adapter_train_layer_norms: bool = field(default=False, metadata={
+        "help": "adapter (T5): also train the T5 LayerNorms, which the official --unfreeze_layer_norms means but "
+                "does not do (a class mismatch); default False reproduces the published 7.98 %"})
+    side_reduction_factor: int = field(default=8, metadata={"help": "LST side width d / this (the script: 4)"})
+    side_init: str = field(default="fisher-v2", metadata={"help": f"LST side init: {', '.join(SIDE_INITS)}"})
+    samples_for_fisher: int = field(default=1024, metadata={"help": "LST: training samples of the Fisher pass"})
 
     def __post_init__(self):
         self.gate = self.gate.lower()
         if self.gate not in GATE_KINDS:
             raise ValueError(f"unknown gate {self.gate!r}; choose one of {GATE_KINDS}")
         _positive(self, "adapter_dim", "num_heads", "gate_dim", "vpa_dim", "reduction_factor",
-                  "hypercomplex_division", "lora_dim", "prompt_len", "prompt_mid_dim")
+                  "hypercomplex_division", "lora_dim", "prompt_len", "prompt_mid_dim", "side_reduction_factor",
+                  "samples_for_fisher")
+        if self.side_init not in SIDE_INITS:
+            raise ValueError(f"unknown LST side init {self.side_init!r}; choose one of {SIDE_INITS}")
         if self.adapter_dim % self.num_heads:
             raise ValueError(f"adapter_dim {self.adapter_dim} must be divisible by num_heads {self.num_heads}")
         self.tasks = tuple(self.tasks)

@@ -245,3 +245,17 @@ OFFICIAL_FLAGS: tuple[tuple[str, str, object, str], ...] = (
     ('--infer_only', 'flag', False, 'multitask_infer.py: test only from LAST'),
     ('--load_trained_model_path', 'str', None, 'multitask_infer.py: dir containing LAST.pth'),
 )
+
+# The Ladder-Side-Tuning repository's own flags (ylsung/Ladder-Side-Tuning @1798e82, VL-T5/src/param.py:196-205),
+# used by its VL-T5 scripts (the T5-base baselines of VL-PET Table 2). Same format as above.
+# fmt: off
+LST_FLAGS: tuple[tuple[str, str, object, str], ...] = (
+    ('--use_side_transformers', 'flag', False, 'Ladder Side-Tuning: a side network of width d/side_reduction_factor'),
+    ('--side_reduction_factor', 'int', 8, 'LST side-network reduction factor r (the script: 4)'),
+    ('--encoder_side_layers', 'str', None, 'LST layer dropping (encoder); not used by the VL scripts'),
+    ('--decoder_side_layers', 'str', None, 'LST layer dropping (decoder); not used by the VL scripts'),
+    ('--samples_for_fisher', 'int', 1024, 'LST: training samples of the Fisher importance for the pruned side init'),
+    ('--load_side_pretrained_weights', 'str', '', 'LST side init: "fisher-v2" (Fisher + pruning_v2) or "" (random)'),
+    ('--use_bitfit', 'flag', False, 'BitFit (LST repo): add biases to every T5 Linear and LayerNorm and train them'),
+)
+# fmt: on

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .config import PUBLISHED_VLPET, ModelConfig, PETConfig
-from .official_flags import OFFICIAL_FLAGS
+from .official_flags import LST_FLAGS, OFFICIAL_FLAGS
 
 # Official gate flag → our gate kind, and the T5 zero-init flag that belongs to each kind (model spec §5).
 GATE_FLAGS = {
@@ -33,10 +33,17 @@ UNSUPPORTED = (
     "use_store_gate_large", "classifier", "fp16",
 )
 NON_DEFAULT_UNSUPPORTED = {"gradient_accumulation_steps": 1, "optim": "adamw", "multitask_sampling": "roundrobin",
-                           "testing": False}
+                           "testing": False, "encoder_side_layers": None, "decoder_side_layers": None}
 VLPET_METHODS = ("vl-pet-small", "vl-pet-middlex", "vl-pet-middley", "vl-pet-large")
 BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", "single_lora", "single_prompt",
              "hyperformer")
+# The Ladder-Side-Tuning repository's VL-T5 script names (T5 only; full_finetuning and bitfit are shared names
+# whose T5 preset is that repository's configuration, spec t5-baselines-lst.md §3).
+LST_METHODS = ("lora", "adapter", "prompt_tuning", "lst")
+# On a T5 backbone the VL-Adapter-style flags select the LST repository's methods (same flags, T5 semantics).
+T5_NAMES = {"single_lora": "lora", "single_adapter": "adapter", "single_prompt": "prompt_tuning"}
+LST_PRESETS = {"lora": dict(lora_dim=150), "adapter": dict(reduction_factor=4),
+               "prompt_tuning": dict(prompt_len=40, prompt_mid_dim=800), "lst": dict(side_reduction_factor=4)}
 
 
 def _str2bool(v: str) -> bool:
@@ -53,14 +60,16 @@ _ALIASES = {"--feature_type": ["--feature"], "--local_rank": ["--local-rank"]}
 
 def add_official_flags(parser: argparse.ArgumentParser) -> None:
     """Add every official flag (same names, types and defaults) to ``parser``."""
-    group = parser.add_argument_group("official VL-PET flags (src/param.py)")
-    for flag, kind, default, meaning in OFFICIAL_FLAGS:
-        names = [flag, *_ALIASES.get(flag, [])]
-        help_text = meaning.replace("%", "%%")
-        if kind == "flag":
-            group.add_argument(*names, action="store_true", help=help_text)
-        else:
-            group.add_argument(*names, type=_TYPES[kind], default=default, help=help_text)
+    for title, flags in (("official VL-PET flags (src/param.py)", OFFICIAL_FLAGS),
+                         ("Ladder-Side-Tuning flags (VL-T5/src/param.py)", LST_FLAGS)):
+        group = parser.add_argument_group(title)
+        for flag, kind, default, meaning in flags:
+            names = [flag, *_ALIASES.get(flag, [])]
+            help_text = meaning.replace("%", "%%")
+            if kind == "flag":
+                group.add_argument(*names, action="store_true", help=help_text)
+            else:
+                group.add_argument(*names, type=_TYPES[kind], default=default, help=help_text)
 
 
 def build_parser(prog: str, description: str, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -124,6 +133,8 @@ def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
         prompt_mid_dim=args.mid_dim, tasks=tuple(t for t in args.tasks.split(",") if t) or PETConfig.tasks,
         projected_task_embedding_dim=args.projected_task_embedding_dim if args.projected_task_embedding_dim > 0
         else 8,
+        side_reduction_factor=args.side_reduction_factor, samples_for_fisher=args.samples_for_fisher,
+        side_init=_side_init(args.load_side_pretrained_weights),
     )
     return PETConfig(method=_method(args), **common)
 
@@ -132,17 +143,30 @@ def _method(args: argparse.Namespace) -> str:
     if args.use_compacter and (args.shared_phm_rule or args.factorized_phm):
         raise ValueError("Compacter is implemented as published: --shared_phm_rule False --factorized_phm False")
     chosen = [name for name, on in (
-        ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias),
+        ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias or args.use_bitfit),
         ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
         ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
-        ("hyperformer", args.use_hyperformer),
+        ("hyperformer", args.use_hyperformer), ("lst", args.use_side_transformers),
     ) if on]
     if not chosen and args.use_adapter:
         chosen = ["single_adapter"]
     if len(chosen) != 1:
         raise ValueError(f"the flags select {len(chosen)} PET methods ({', '.join(chosen) or 'none'}); "
                          "pass the flags of exactly one published script")
-    return chosen[0]
+    gated = any(getattr(args, flag) for flag in GATE_FLAGS)
+    return T5_NAMES.get(chosen[0], chosen[0]) if backbone_kind(args.backbone) == "t5" and not gated else chosen[0]
+
+
+def backbone_kind(backbone: str) -> str:
+    """"t5" for a T5 backbone name (t5-base, google-t5/t5-base, tiny-t5, a local folder named so), else "bart"."""
+    return "t5" if "t5" in backbone.rsplit("/", 1)[-1].lower() else "bart"
+
+
+def _side_init(value: str) -> str:
+    if value not in ("", "fisher-v2"):
+        raise ValueError(f"--load_side_pretrained_weights {value}: only fisher-v2 (the published LST script) or "
+                         "nothing (random side init) is implemented")
+    return value or "none"
 
 
 def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
@@ -152,8 +176,15 @@ def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
     """
     if method in VLPET_METHODS:
         return PETConfig(method="vl-pet", gate=method.rsplit("-", 1)[1], **PUBLISHED_VLPET[kind])
+    if method in LST_METHODS:
+        if kind != "t5":
+            raise ValueError(f"{method} is the Ladder-Side-Tuning repository's T5 configuration; on BART use "
+                             "single_lora, single_adapter or single_prompt")
+        if gate != "none":
+            raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
+        return PETConfig(method=method, gate="none", **LST_PRESETS[method])
     if method not in BASELINES:
-        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS + BASELINES}")
+        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS + BASELINES + LST_METHODS}")
     if gate != "none" and method not in ("single_adapter", "single_compacter"):
         raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
     return PETConfig(method=method, gate=gate, gate_dim=PUBLISHED_VLPET[kind]["gate_dim"])

@@ -14,21 +14,33 @@ from .config import ModelConfig, PETConfig
 from .models.build import build_on_meta
 from .models.presets import PRESETS, resolve_preset
 from .config import GATE_KINDS
-from .param import BASELINES, PET_OVERRIDES, VLPET_METHODS, method_preset
+from .param import BASELINES, LST_METHODS, PET_OVERRIDES, VLPET_METHODS, method_preset
 from .pet.trainable import count_parameters, percentage_line
+
+
+METHOD_HELP = (
+    "the configuration a name gives depends on the backbone. BART: the VL-Adapter / VL-PET scripts "
+    "(full_finetuning, bitfit, single_*, hyperformer, vl-pet-*). T5: vl-pet-* are VL-PET's T5 scripts; "
+    "full_finetuning, bitfit, prompt_tuning, lora, adapter and lst are the Ladder-Side-Tuning repository's "
+    "VL-T5 scripts (bitfit adds the biases T5 lacks; lora r=150 on q,v; adapter d/4 with frozen LayerNorms; "
+    "prompt_tuning 40 prompts through an 800-wide MLP; lst side network d/4 with ladders). lora, adapter, "
+    "prompt_tuning and lst are T5 only")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="bart-base",
                         help=f"a preset ({', '.join(PRESETS)}) or its hub id (facebook/bart-base, t5-base, "
                              "google/flan-t5-base, ...)")
-    parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES)
+    parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES + LST_METHODS,
+                        help=METHOD_HELP)
     parser.add_argument("--vlpet_gate", default="none", choices=GATE_KINDS,
                         help="Table 9: the VL-PET gate on single_adapter / single_compacter encoder adapters")
     parser.add_argument("--video", action="store_true", help="video-text inputs: 512-d CLIP-ViT features, 64 frames")
     for flag, field in PET_OVERRIDES.items():
         kind = float if field == "scale" else int
         parser.add_argument(f"--{flag}", type=kind, default=None, help=f"override the published {field}")
+    parser.add_argument("--adapter_train_layer_norms", action="store_true",
+                        help="adapter (T5): also train the LayerNorms, as --unfreeze_layer_norms intends (8.00 %%)")
     parser.add_argument("--feat_dim", type=int, default=None, help="visual feature size (2048 image, 512 video)")
     parser.add_argument("--n_boxes", type=int, default=None, help="visual tokens (36 image, 64 video)")
 
@@ -39,7 +51,7 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, PETConfig]:
         raise ValueError(f"unknown backbone {args.backbone!r} for counting; choose one of {sorted(PRESETS)}")
     pet = scaled_to_width(method_preset(args.method, preset.kind, args.vlpet_gate), preset.arch["d_model"])
     overrides = {field: getattr(args, flag) for flag, field in PET_OVERRIDES.items() if getattr(args, flag) is not None}
-    pet = PETConfig(**{**vars(pet), **overrides})
+    pet = PETConfig(**{**vars(pet), **overrides, "adapter_train_layer_norms": args.adapter_train_layer_norms})
     feat_dim = args.feat_dim or (512 if args.video else 2048)
     n_boxes = args.n_boxes or (64 if args.video else 36)
     return ModelConfig(backbone=args.backbone, feat_dim=feat_dim, n_boxes=n_boxes), pet

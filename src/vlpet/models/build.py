@@ -42,11 +42,13 @@ def build_model(model_cfg: ModelConfig, pet_cfg: PETConfig | None) -> VLModel:
     """The VL model with ``pet_cfg``'s method injected (``None``: the plain VL backbone, everything trainable)."""
     lm, kind, generation = build_lm(model_cfg.backbone, model_cfg.pretrained, model_cfg.dropout,
                                     model_cfg.attn_implementation, model_cfg.arch)
-    rows = vocab_after_resize(model_cfg, kind, lm.config.vocab_size)
+    base_vocab = lm.config.vocab_size
+    rows = vocab_after_resize(model_cfg, kind, base_vocab)
     if rows != lm.get_input_embeddings().num_embeddings:
         lm.resize_token_embeddings(rows, mean_resizing=False)
     model = VLModel(lm, kind, build_visual_embedding(model_cfg, lm, kind), model_cfg.n_boxes,
                     model_cfg.downsample, generation)
+    model.base_vocab_size = base_vocab  # the backbone's rows before the resize (T5 BitFit's LM-head bias init)
     if pet_cfg is not None:
         model.injected = apply_method(model, pet_cfg)
     return model

@@ -66,11 +66,7 @@ class VLModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
                attention_mask: torch.Tensor | None = None, task: str | None = None):
         """Return (encoder hidden states (B, P+L+V, d), the concatenated mask (B, P+L+V))."""
-        self.current_task = task
-        if attention_mask is None:
-            attention_mask = input_ids.ne(self.config.pad_token_id).long()
-        feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
-        vis = self.visual_embedding(feats, box, img_ids, obj_ids, self.token_embedding)
+        attention_mask, vis = self.begin_encode(input_ids, vis_feats, boxes, attention_mask, task)
         encoder = self.lm.get_encoder()
         text = self._embed_text(encoder, input_ids)
         if self.encoder_prefix is not None:
@@ -83,6 +79,14 @@ class VLModel(nn.Module):
         hidden = torch.cat([text, vis.to(text.dtype)], dim=1)
         run = self._run_bart_encoder if self.kind == "bart" else self._run_t5_encoder
         return run(encoder, hidden, mask, text.shape[1]), mask
+
+    def begin_encode(self, input_ids, vis_feats, boxes, attention_mask=None, task=None):
+        """Record the task; return (the text mask, built from padding if not given, the visual tokens (B, V, d))."""
+        self.current_task = task
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id).long()
+        feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
+        return attention_mask, self.visual_embedding(feats, box, img_ids, obj_ids, self.token_embedding)
 
     def _embed_text(self, encoder, input_ids):
         emb = encoder.embed_tokens(input_ids)
@@ -121,9 +125,10 @@ class VLModel(nn.Module):
             if labels is None:
                 raise ValueError("forward needs labels or decoder_input_ids")
             decoder_input_ids = self.shift_right(labels)
-        out = self.lm(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                      decoder_input_ids=decoder_input_ids, use_cache=False)
-        return VLOutput(out.logits, hidden, mask, decoder_input_ids)
+        encoder_outputs = _encoder_outputs(hidden)
+        out = self.lm(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_input_ids,
+                      use_cache=False)
+        return VLOutput(out.logits, encoder_outputs.last_hidden_state, mask, decoder_input_ids)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
@@ -146,7 +151,12 @@ class VLModel(nn.Module):
         if kwargs["num_beams"] > 1 and kwargs.get("use_cache", True) and not {"cache", "past_key_values"} & set(kwargs):
             kwargs["cache"] = cross_attention_cache(self.lm, self.kind, hidden, kwargs["num_beams"])
         # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
-        return self.lm.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+        return self.lm.generate(encoder_outputs=_encoder_outputs(hidden), attention_mask=mask,
                                 decoder_start_token_id=self.config.decoder_start_token_id,
                                 eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id,
                                 **kwargs)
+
+
+def _encoder_outputs(hidden) -> BaseModelOutput:
+    """``encode``'s hidden states as the stock models' ``encoder_outputs`` (a method may return its own output)."""
+    return hidden if isinstance(hidden, BaseModelOutput) else BaseModelOutput(last_hidden_state=hidden)

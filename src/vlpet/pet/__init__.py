@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config import PETConfig
-from .adapters import apply_single_adapter, apply_single_compacter
+from .adapters import apply_adapter, apply_single_adapter, apply_single_compacter
 from .bitfit import apply_bitfit, apply_full_finetuning
 from .hyperformer import apply_hyperformer
 from .lora import apply_lora
+from .lst import apply_lst
 from .prompt import apply_prompt
 from .vl_pet import apply_vlpet
 
@@ -26,6 +27,11 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "single_lora": apply_lora,
     "single_prompt": apply_prompt,
     "hyperformer": apply_hyperformer,
+    # The Ladder-Side-Tuning repository's T5 configurations (its script names; presets in vlpet.param).
+    "lora": apply_lora,
+    "adapter": apply_adapter,
+    "prompt_tuning": apply_prompt,
+    "lst": apply_lst,
 }
 
 

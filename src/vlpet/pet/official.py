@@ -98,7 +98,9 @@ def _sublayer_keys(pet: SublayerPET, owner: str, local: str) -> list[str]:
     if part == "adapter" and pet.naming == "controller":
         proj, leaf = rest.split(".", 1)
         stack = "decoder" if ".decoder." in f".{owner}." else "encoder"
-        return _task_pattern(f"{base}.{_CONTROLLER_SITES[stack, pet.site]}.adapters.", f".{proj}_sampler.{leaf}")
+        # The T5 forks name the decoder self-attention adapter like the encoder's (``layer.0.attn_adapter``).
+        attr = "attn_adapter" if ".block." in owner and pet.site == "self" else _CONTROLLER_SITES[stack, pet.site]
+        return _task_pattern(f"{base}.{attr}.adapters.", f".{proj}_sampler.{leaf}")
     if part == "adapter":
         proj, leaf = rest.split(".", 1)
         if proj == "down":

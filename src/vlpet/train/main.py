@@ -28,6 +28,7 @@ from ..data.tokenizer import load_tokenizer
 from ..data.video import VideoLayout, build_video_datasets, build_video_loaders, video_task_prompts
 from ..models.build import build_model
 from ..param import model_config_from_args, pet_config_from_args
+from ..pet.lst import init_side_network
 from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import (NonFiniteStateError, capture_rng, describe_checkpoint, latest_checkpoint, load_checkpoint,
@@ -227,6 +228,8 @@ def train(args, runs: list | None = None) -> int:
         log.line(percentage_line(*count_parameters(model)))
         if loaded:
             log.line(f"loaded weights from {loaded}")
+        if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main)):
+            log.line(side)  # LST: the side network starts as the Fisher-pruned backbone (Fisher saved in run_dir)
         session = Run(args, d, model, tokenizer, loaders, run_dir, config, log, names)
         if runs is not None:
             runs.append(session)
