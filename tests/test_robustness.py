@@ -326,3 +326,27 @@ def test_nothing_in_the_project_reads_the_shared_folder():
     hits = [f for f in files if Path(f).suffix in (".py", ".sh", "") and (REPO / f) != Path(__file__)
             and sibling in (REPO / f).read_text(errors="ignore")]
     assert not hits
+
+
+def test_signal_during_the_epoch_save_keeps_record_and_checkpoint_together(data, tmp_path, monkeypatch,
+                                                                            capsys):  # noqa: F811
+    """SIGTERM arriving while the epoch's checkpoint is written waits for it: the epoch is complete (record and
+    checkpoint), and --resume goes on with the next epoch without validating this one again."""
+    out = tmp_path / "run"
+    real = trainer.mark_latest
+
+    def mark_then_term(run_dir, name):
+        real(run_dir, name)
+        if (Path(run_dir) / "metrics.jsonl").is_file() and not getattr(mark_then_term, "sent", False):
+            mark_then_term.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(trainer, "mark_latest", mark_then_term)
+    assert train_main(argv(data, out, epochs=2, extra="--tasks gqa")) == 143
+    state = _state(out)
+    assert "phase" not in state and state["epoch"] == 0  # an epoch-end checkpoint, not a "validate" one
+    assert "epoch 0" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert train_main(argv(data, out, epochs=2, extra="--tasks gqa --resume")) == 0
+    records = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "val" in r] == [0, 1]

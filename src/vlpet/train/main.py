@@ -285,12 +285,13 @@ class Run:
                                           self.autocast)
                 improved = self.tracker.update(epoch, record["val"])
                 record["best"] = dict(self.tracker.best)
-                self.saver.save_epoch(improved)
-                self.log.line(f"epoch {epoch}: loss {out['loss']:.4f} | val " +
-                              " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()) + " | best " +
-                              " ".join(f"{t} {s:.2f}@{self.tracker.best_epoch[t]}"
-                                       for t, s in self.tracker.best.items()))
-            self.log.metrics(record, step)
+                with defer_signals():  # the epoch's record and its checkpoint together, or neither
+                    self.log.line(f"epoch {epoch}: loss {out['loss']:.4f} | val " +
+                                  " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()) + " | best " +
+                                  " ".join(f"{t} {s:.2f}@{self.tracker.best_epoch[t]}"
+                                           for t, s in self.tracker.best.items()))
+                    self.log.metrics(record, step)
+                    self.saver.save_epoch(improved)
             barrier(d)
         self.saver.phase = "test"
         if d.main:
@@ -427,7 +428,7 @@ class StepSaver:
             save_checkpoint(self.run_dir / "LAST", self.model, self.config, state, self.optimizer, self.scheduler,
                             keep_previous=True)
             mark_latest(self.run_dir, "LAST")
-        self.phase = "saved"
+            self.phase = "saved"  # inside: a signal held during the save must see it saved
 
     def save_interrupted(self) -> None:
         """Save the position reached, unless it is already saved (or nothing was done since the last save)."""
@@ -451,7 +452,7 @@ class StepSaver:
             save_checkpoint(self.run_dir / "LAST", self.model, self.config, self._state(), self.optimizer,
                             self.scheduler, rng=rng, keep_previous=True)
             mark_latest(self.run_dir, "LAST")
-        self.saved_at = (self.epoch, self.done, self.phase)
+            self.saved_at = (self.epoch, self.done, self.phase)  # inside, for the same reason
 
 
 def _wrap(model, d: Dist, method: str):
