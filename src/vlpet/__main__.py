@@ -16,24 +16,32 @@ import argparse
 import sys
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    from . import demo, evaluate, params, predict, report
-    from .features import cli as extract
+# subcommand → (module with add_arguments / run, help); only the chosen one is imported (torch is heavy)
+COMMANDS = {
+    "demo": ("vlpet.demo", "offline demo on synthetic data"),
+    "params": ("vlpet.params", "trainable / total parameters of a method"),
+    "evaluate": ("vlpet.evaluate", "score a predictions file with the official metrics"),
+    "extract": ("vlpet.features.cli", "CLIP features of images (RN101 grid) or videos (ViT-B/32)"),
+    "predict": ("vlpet.predict", "predict new inputs with a trained checkpoint"),
+    "report": ("vlpet.report", "tables over seeds from run folders, plots, the paper's rows"),
+}
+
+
+def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; the arguments of ``command`` (when it is one of ``COMMANDS``) are added to it."""
+    import importlib
 
     parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("train", help="the multi-task trainer (see python -m vlpet train --help)", add_help=False)
     sub.add_parser("prepare", help="rebuild the datasets tree from the original files", add_help=False)
-    for name, module, text in (("demo", demo, "offline demo on synthetic data"),
-                               ("params", params, "trainable / total parameters of a method"),
-                               ("evaluate", evaluate, "score a predictions file with the official metrics"),
-                               ("extract", extract, "CLIP features of images (RN101 grid) or videos (ViT-B/32)"),
-                               ("predict", predict, "predict new inputs with a trained checkpoint"),
-                               ("report", report, "tables over seeds from run folders, plots, the paper's rows")):
+    for name, (module_name, text) in COMMANDS.items():
         p = sub.add_parser(name, help=text, allow_abbrev=False)
-        module.add_arguments(p)
-        p.set_defaults(run=module.run)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(run=module.run)
     return parser
 
 
@@ -47,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         from .prepare.cli import main as prepare_main
 
         return prepare_main(argv[1:])
-    args = _build_parser().parse_args(argv)
+    args = _build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.run(args)
     except ValueError as err:  # user mistakes: one clear message, no traceback
