@@ -138,11 +138,16 @@ def validate(args: argparse.Namespace) -> None:
     if args.epochs == 0 and not args.load:
         raise ValueError("--epochs 0 only tests weights given with --load (otherwise it would test random "
                          "weights); train for at least one epoch")
-    if args.save_every_steps % args.nan_check_every:
-        raise ValueError(f"--save_every_steps {args.save_every_steps} must be a multiple of --nan_check_every "
-                         f"{args.nan_check_every}, so that no checkpoint holds an unchecked update")
+    check_save_every(args.save_every_steps, args.nan_check_every)
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
         raise ValueError(f"--device {args.device}: choose auto, cpu, cuda or cuda:N")
+
+
+def check_save_every(save_every_steps: int, nan_check_every: int) -> None:
+    """Step checkpoints only where the loss was checked: ``--save_every_steps`` a multiple of ``--nan_check_every``."""
+    if save_every_steps and nan_check_every > 0 and save_every_steps % nan_check_every:
+        raise ValueError(f"--save_every_steps {save_every_steps} must be a multiple of --nan_check_every "
+                         f"{nan_check_every}, so that no checkpoint holds an unchecked update")
 
 
 def main(argv: list[str] | None = None) -> int:

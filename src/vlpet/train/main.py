@@ -225,7 +225,8 @@ def train(args, runs: list | None = None) -> int:
         log = RunLog(run_dir, d.main, args.wandb, config)
         if d.main:
             (run_dir / "config.json").write_text(json.dumps(config, indent=1, default=str))
-        log.line(percentage_line(*count_parameters(model)))
+        counts = count_parameters(model)
+        log.line(percentage_line(*counts))
         if loaded:
             log.line(f"loaded weights from {loaded}")
         if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main)):
@@ -233,7 +234,7 @@ def train(args, runs: list | None = None) -> int:
         session = Run(args, d, model, tokenizer, loaders, run_dir, config, log, names)
         if runs is not None:
             runs.append(session)
-        summary = RunSummary.begin(run_dir, "train", config, count_parameters(model), args.seed, enabled=d.main)
+        summary = RunSummary.begin(run_dir, "train", config, counts, args.seed, enabled=d.main)
         session.fit()
         summary.close("finished")
     shutdown(d)

@@ -22,16 +22,14 @@ import sys
 import torch
 
 from ..config import SpeedConfig
+from .cli import check_save_every
 
 
 def speed_config_from_args(args: argparse.Namespace) -> SpeedConfig:
     """``SpeedConfig`` from the parsed flags; a ``--save_every_steps`` that is not a multiple of N is an error."""
     cfg = SpeedConfig(bf16=args.bf16, tf32=args.tf32, compile=args.compile, compile_backend=args.compile_backend,
                       nan_check_every=args.nan_check_every)
-    every = getattr(args, "save_every_steps", 0)
-    if every and every % cfg.nan_check_every:
-        raise ValueError(f"--save_every_steps {every} must be a multiple of --nan_check_every "
-                         f"{cfg.nan_check_every}, so that no checkpoint holds an unchecked update")
+    check_save_every(getattr(args, "save_every_steps", 0), cfg.nan_check_every)
     return cfg
 
 
