@@ -3,7 +3,9 @@
 Usage: ``python bench/run_time.py --backbone {bart-base,t5-base} --method vl-pet-large --device cuda|cpu
 [--measure-batch N] [--gen-batch N] [--epochs 20] [--steps 3] [--warmup 1] [--threads T]``. Prints ONE JSON line.
 
-What is measured, for the faithful path (fp32 eager) and the fast path (bf16 autocast, plus TF32 on CUDA):
+What is measured, for the faithful path (fp32 eager) and the fast path (``--fast``; ``auto``: bf16 autocast, plus
+TF32, on CUDA and on CPUs with native bf16 matmuls (AMX / AVX512-BF16 in ``/proc/cpuinfo``); elsewhere fp32 with
+``--onednn``, since emulated bf16 is slower than fp32 there):
 * the train step (forward, loss, backward, clip, HFAdamW, as ``bench/train_step.py``) at the published batch
   (500 BART / 300 T5). ``--measure-batch`` times a smaller batch instead and scales it linearly to the published one
   (said in ``train_batch_measured``; the CPU default is 8, since a 500-sample step does not fit in a CPU budget);
@@ -36,6 +38,7 @@ from contextlib import nullcontext  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from train_step import build, make_batch, make_parser, parse, timed, train_step_fn  # noqa: E402
+from vlpet.models.onednn import use_onednn, use_stock  # noqa: E402
 
 PUBLISHED_BATCH = {"bart": 500, "t5": 300}
 # Examples per split (data-prep spec §6; pipeline spec §1.5): GQA trains on train+valid and validates on testdev;
@@ -65,18 +68,39 @@ def eval_fns(model, batch: dict, cast) -> dict:
     return {"greedy": gen(1), "beam5": gen(5), "forward": forward}
 
 
-def measure_path(args, model, device, fast: bool) -> dict:
-    """Per-example seconds of training and of each validation workload on one path."""
-    args.bf16 = fast
-    precision = "tf32" if fast and device.type == "cuda" else "ieee"
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX or AVX512-BF16 flags in ``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def fast_kind(choice: str, device: torch.device) -> str:
+    """``bf16`` (autocast, + TF32 on CUDA) or ``onednn`` (fp32, CPU) for ``--fast auto|bf16|onednn``."""
+    if choice != "auto":
+        return choice
+    return "bf16" if device.type == "cuda" or cpu_has_native_bf16() else "onednn"
+
+
+def measure_path(args, model, device, fast: str | None) -> dict:
+    """Per-example seconds of training and of each validation workload on one path (``fast``: None is fp32
+    eager, or ``bf16`` / ``onednn``)."""
+    args.bf16 = fast == "bf16"
+    precision = "tf32" if args.bf16 and device.type == "cuda" else "ieee"
     torch.backends.cuda.matmul.fp32_precision = precision
-    cast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if fast else nullcontext
+    cast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.bf16 else nullcontext
+    if fast == "onednn":
+        use_onednn(model)
     train_batch = make_batch(model, args.measure_batch, device, args.seed, args.feat_dim)
     out = {"train": per_example(train_step_fn(args, model, train_batch, device), args.measure_batch, args, device)}
     model.eval()
     gen_batch = make_batch(model, args.gen_batch, device, args.seed, args.feat_dim)
     for name, fn in eval_fns(model, gen_batch, cast).items():
         out[name] = per_example(fn, args.gen_batch, args, device)
+    use_stock(model)
     return out
 
 
@@ -89,21 +113,27 @@ def hours(t: dict, epochs: int) -> dict:
             "total_h": round((train + val + test) / 3600, 2)}
 
 
-def gemm_rate(device: torch.device, fast: bool) -> float:
-    """Measured FLOP/s of an n×n×n ``F.linear`` as the model runs it: fp32, or under bf16 autocast when ``fast``
-    (n = 8192 on CUDA, 1024 on CPU; median of 5 after 2 warm-ups)."""
+def gemm_rate(device: torch.device, fast: str | None) -> float:
+    """Measured FLOP/s of an n×n×n linear as the model runs it: fp32 ``F.linear``, under bf16 autocast for
+    ``fast == "bf16"``, through oneDNN for ``"onednn"`` (n = 8192 on CUDA, 1024 on CPU; median of 5 after 2
+    warm-ups)."""
     n = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    layer = torch.nn.Linear(n, n, bias=False, device=device)
+    layer.weight.data = b
+    if fast == "onednn":
+        use_onednn(layer)
 
     def run():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-            torch.nn.functional.linear(a, b)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast == "bf16"):
+            layer(a)
     return 2 * n ** 3 / statistics.median(timed(run, 5, 2, device))
 
 
 def train_flops(args, model, device) -> int:
     """Model FLOPs of one fp32 train step at the measured batch (forward + backward)."""
     args.bf16 = False
+    use_stock(model)
     step = train_step_fn(args, model, make_batch(model, args.measure_batch, device, args.seed, args.feat_dim), device)
     counter = FlopCounterMode(display=False)
     with counter:
@@ -117,20 +147,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="train batch to time (default: published on CUDA, 8 on CPU; scaled linearly)")
     parser.add_argument("--gen-batch", type=int, default=8, help="validation batch to time (scaled per example)")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--fast", choices=("auto", "bf16", "onednn"), default="auto",
+                        help="the fast path: bf16 autocast (+TF32 on CUDA) or fp32 --onednn (CPU); auto: see above")
     parser.set_defaults(steps=3, warmup=1)
     args = parse(parser, argv)
     model, device = build(args)
     published = PUBLISHED_BATCH[model.kind]
     args.measure_batch = args.measure_batch or (published if device.type == "cuda" else 8)
-    paths = {"fp32": measure_path(args, model, device, fast=False), "fast": measure_path(args, model, device, True)}
+    fast = fast_kind(args.fast, device)
+    if fast == "onednn" and device.type != "cpu":
+        parser.error("--fast onednn is a CPU path")
+    paths = {"fp32": measure_path(args, model, device, None), "fast": measure_path(args, model, device, fast)}
     flops = train_flops(args, model, device)
-    peak = {"fp32": gemm_rate(device, False), "fast": gemm_rate(device, True)}
+    peak = {"fp32": gemm_rate(device, None), "fast": gemm_rate(device, fast)}
     out = {"bench": "run_time", "backbone": args.backbone, "method": args.method, "device": str(device),
            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "threads": torch.get_num_threads(), "epochs": args.epochs, "train_batch_published": published,
            "train_batch_measured": args.measure_batch, "scaled_linearly": args.measure_batch != published,
-           "gen_batch_measured": args.gen_batch, "fast_path": "bf16 autocast" + (" + tf32" if device.type == "cuda"
-                                                                                   else ""),
+           "gen_batch_measured": args.gen_batch,
+           "fast_path": {"onednn": "fp32 --onednn"}.get(fast, "bf16 autocast" + (" + tf32" if device.type == "cuda"
+                                                                                 else "")),
            "train_flops_per_example": flops // args.measure_batch}
     for name, t in paths.items():
         out[name] = {"s_per_example": {k: round(v, 5) for k, v in t.items()}, **hours(t, args.epochs),

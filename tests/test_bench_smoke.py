@@ -53,14 +53,15 @@ def test_train_step_tiny_bart():
 def test_generate_tiny_t5():
     out = run_bench("generate.py", "--backbone", "tiny-t5", "--method", "vl-pet-small")
     check_common(out, "generate", "tiny-t5", "vl-pet-small")
-    assert out["dtype"] == "fp32" and out["num_beams"] == 5 and out["max_length"] == 20
+    assert out["dtype"] == "fp32" and out["onednn"] is False and out["num_beams"] == 5 and out["max_length"] == 20
     assert 1 < out["out_len"] <= 20
 
 
 def test_run_time_tiny_bart():
     out = run_bench("run_time.py", "--backbone", "tiny-bart", "--method", "vl-pet-large", "--measure-batch", "2",
-                    "--gen-batch", "2")
+                    "--gen-batch", "2", "--fast", "onednn")
     assert out["bench"] == "run_time" and out["train_batch_published"] == 500 and out["scaled_linearly"] is True
+    assert out["fast_path"] == "fp32 --onednn"
     assert out["train_flops_per_example"] > 0
     for path in ("fp32", "fast"):
         t = out[path]
@@ -81,6 +82,7 @@ def test_loader_both_layouts():
 
 def test_train_step_tiny_t5_lst():
     """Every method runs, LST's side network included (T5 only)."""
-    out = run_bench("train_step.py", "--backbone", "tiny-t5", "--method", "lst")
+    out = run_bench("train_step.py", "--backbone", "tiny-t5", "--method", "lst", "--onednn")
     check_common(out, "step", "tiny-t5", "lst")
+    assert out["onednn"] is True
     assert 0 < out["rss_after_build_mb"] <= out["peak_rss_mb"] and math.isfinite(out["loss"])

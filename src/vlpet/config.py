@@ -104,6 +104,7 @@ class SpeedConfig:
     compile: bool = field(default=False, metadata={"help": "torch.compile the model's forward"})
     compile_backend: str = "inductor"
     nan_check_every: int = field(default=1, metadata={"help": "steps between NaN/inf checks of the loss"})
+    onednn: bool = field(default=False, metadata={"help": "CPU fp32: nn.Linear forwards through oneDNN"})
 
     def __post_init__(self):
         _positive(self, "nan_check_every")

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--compile", action="store_true",
                       help="torch.compile the model's forward (eager fallback with a message if it fails)")
     ours.add_argument("--compile_backend", default="inductor", help=argparse.SUPPRESS)
+    ours.add_argument("--onednn", action="store_true",
+                      help="CPU fp32: the model's Linear layers through oneDNN (faster than MKL on many CPUs; "
+                           "outputs equal to fp32 rounding, not bit for bit)")
     ours.add_argument("--nan_check_every", type=int, default=1,
                       help="check the loss for NaN/inf every N steps (1: every step, the default)")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")

@@ -257,6 +257,7 @@ class Run:
         self.tasks = tasks_for(names, args.num_beams, args.gen_max_length)
         self.speed = speed.speed_config_from_args(args)
         speed.apply_backends(self.speed)
+        speed.apply_model_options(model, self.speed, d.device)
         self.tracker = BestTracker(args.tasks)
         self.saver = StepSaver(run_dir, model, config, self.optimizer, self.scheduler, self.tracker,
                                args.save_every_steps, d.main)
