@@ -34,3 +34,39 @@ def test_once_per_image_cross_attention_equals_stock_beam_search(backbone, kind)
     assert rows == [3, 15]
     assert torch.equal(ours.sequences, stock.sequences)
     torch.testing.assert_close(ours.sequences_scores, stock.sequences_scores, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("backbone,kind", [("tiny-bart", "bart"), ("tiny-t5", "t5")])
+def test_grouped_cross_attention_reads_one_row_per_image_and_restores_the_configs(backbone, kind, monkeypatch):
+    """With sdpa, the beams' queries are folded onto one copy of each image's keys/values; with eager attention
+    the rows stay repeated per beam. Both give the stock search; the modules' configs come back."""
+    from vlpet.models import beam_cache
+
+    seen = []
+    real = beam_cache.grouped_beam_sdpa
+
+    def spy(module, query, key, *args, **kwargs):
+        seen.append((query.shape[0], key.shape[0]))
+        return real(module, query, key, *args, **kwargs)
+
+    monkeypatch.setitem(beam_cache.AttentionInterface._global_mapping, beam_cache.GROUPED, spy)
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, 100, (2, 6), generator=g)
+    feats = torch.randn(2, 49, 32, generator=g)
+    for impl, grouped_calls in (("sdpa", True), ("eager", False)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(backbone=backbone, feat_dim=32, attn_implementation=impl),
+                            method_preset("vl-pet-large", kind)).eval()
+        ids[0, 4:] = model.config.pad_token_id
+        configs = [m.config for m in beam_cache._cross_attentions(model.lm, kind)]
+        seen.clear()
+        with torch.no_grad():
+            ours = model.generate(ids, feats, torch.zeros(2, 49, 4), num_beams=4, max_length=6)
+            stock = model.generate(ids, feats, torch.zeros(2, 49, 4), num_beams=4, max_length=6, cache=None)
+        assert torch.equal(ours, stock)
+        assert [m.config for m in beam_cache._cross_attentions(model.lm, kind)] == configs
+        assert all(c._attn_implementation == impl for c in configs)
+        if grouped_calls:  # every cross-attention call: 2 images × 4 beams of queries against 2 rows
+            assert seen and set(seen) == {(8, 2)}
+        else:
+            assert not seen

@@ -11,6 +11,7 @@ the decoder cross-attention. The result is handed to the stock model as ``encode
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.bart.modeling_bart import shift_tokens_right
 
-from .beam_cache import cross_attention_cache
+from .beam_cache import can_group, cross_attention_cache, grouped_cross_attention
 from .visual import VisualEmbedding, visual_inputs
 
 
@@ -148,13 +149,17 @@ class VLModel(nn.Module):
             kwargs.setdefault("forced_eos_token_id", self.config.eos_token_id)
         if kwargs["num_beams"] == 1:  # early stopping only concerns beam search (and greedy warns about it)
             kwargs.pop("early_stopping", None)
+        grouped = nullcontext()
         if kwargs["num_beams"] > 1 and kwargs.get("use_cache", True) and not {"cache", "past_key_values"} & set(kwargs):
-            kwargs["cache"] = cross_attention_cache(self.lm, self.kind, hidden, kwargs["num_beams"])
+            group = can_group(self.lm) and not kwargs.get("output_attentions")
+            kwargs["cache"] = cross_attention_cache(self.lm, self.kind, hidden, kwargs["num_beams"], grouped=group)
+            grouped = grouped_cross_attention(self.lm, self.kind) if group else grouped
         # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
-        return self.lm.generate(encoder_outputs=_encoder_outputs(hidden), attention_mask=mask,
-                                decoder_start_token_id=self.config.decoder_start_token_id,
-                                eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id,
-                                **kwargs)
+        with grouped:
+            return self.lm.generate(encoder_outputs=_encoder_outputs(hidden), attention_mask=mask,
+                                    decoder_start_token_id=self.config.decoder_start_token_id,
+                                    eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id,
+                                    **kwargs)
 
 
 def _encoder_outputs(hidden) -> BaseModelOutput:
