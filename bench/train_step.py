@@ -63,11 +63,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from vlpet.config import ModelConfig  # noqa: E402
+from vlpet.config import ModelConfig, SpeedConfig  # noqa: E402
 from vlpet.losses import sample_mean_loss  # noqa: E402
 from vlpet.train.optim import HFAdamW, param_groups  # noqa: E402
 from vlpet.models.build import build_model  # noqa: E402
 from vlpet.models.onednn import use_onednn  # noqa: E402
+from vlpet.train.speed import compile_model  # noqa: E402
 from vlpet.models.presets import resolve_preset  # noqa: E402
 from vlpet.param import BASELINES, LST_METHODS, VLPET_METHODS, method_preset  # noqa: E402
 from vlpet.pet.trainable import count_parameters  # noqa: E402
@@ -87,6 +88,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true", help="torch.autocast(bfloat16) around the model")
     p.add_argument("--onednn", action="store_true",
                    help="CPU fp32: the model's nn.Linear forwards through oneDNN (vlpet.models.onednn)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's forward (vlpet.train.speed; the warm-up includes compilation)")
     p.add_argument("--steps", type=int, default=10, help="timed repetitions (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first")
     p.add_argument("--batch", type=int, default=8)
@@ -133,7 +136,10 @@ def build(args: argparse.Namespace):
     model = build_model(ModelConfig(backbone=args.backbone, feat_dim=args.feat_dim), method_preset(args.method, kind))
     if getattr(args, "onednn", False):
         use_onednn(model)
-    return model.to(device), device
+    model = model.to(device)
+    if getattr(args, "compile", False):
+        compile_model(model, SpeedConfig(compile=True), device)
+    return model, device
 
 
 def make_batch(model, size: int, device: torch.device, seed: int = 0, feat_dim: int = 2048) -> dict:
@@ -193,6 +199,7 @@ def report(bench: str, args: argparse.Namespace, model, device: torch.device, ti
         "bench": bench, "backbone": args.backbone, "method": args.method, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "dtype": "bf16-autocast" if args.bf16 else "fp32", "onednn": bool(getattr(args, "onednn", False)),
+        "compile": bool(getattr(args, "compile", False)),
         "batch": args.batch, "text_len": TEXT_LEN,
         "vis_tokens": VIS_TOKENS, "target_len": TARGET_LEN, "threads": torch.get_num_threads(),
         "steps": args.steps, "warmup": args.warmup, **extra,

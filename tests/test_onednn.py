@@ -118,3 +118,21 @@ def test_onednn_train_and_evaluate_end_to_end(data, tmp_path, capsys):  # noqa: 
     # one epoch of the same seed (dropout on, same masks): the training loss agrees to fp32 rounding
     epoch = {name: json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0]) for name in runs}
     assert epoch["onednn"]["train"]["loss"] == pytest.approx(epoch["stock"]["train"]["loss"], rel=1e-4)
+
+
+def test_frozen_weight_copy_for_the_backward_follows_the_weight():
+    layer = nn.Linear(6, 4).requires_grad_(False)
+    onednn.use_onednn(layer)
+    x = torch.randn(3, 6, requires_grad=True)
+    layer(x).sum().backward()
+    kept = layer.frozen_weight_t()
+    assert layer.frozen_weight_t() is kept and torch.equal(kept, layer.weight.t())
+    torch.testing.assert_close(x.grad, layer.weight.sum(0).expand(3, 6))
+    with torch.no_grad():
+        layer.weight.mul_(2)  # changed in place: a new copy
+    assert torch.equal(layer.frozen_weight_t(), layer.weight.t()) and layer.frozen_weight_t() is not kept
+    x.grad = None
+    layer(x).sum().backward()
+    torch.testing.assert_close(x.grad, layer.weight.sum(0).expand(3, 6))
+    onednn.use_stock(layer)
+    assert "_onednn_weight_t" not in vars(layer) and type(layer) is nn.Linear
