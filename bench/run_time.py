@@ -59,7 +59,8 @@ def eval_fns(model, batch: dict, cast) -> dict:
     def gen(beams):
         def run():
             with torch.inference_mode(), cast():
-                model.generate(batch["input_ids"], batch["vis_feats"], batch["boxes"], num_beams=beams, max_length=20)
+                model.generate(batch["input_ids"], batch["vis_feats"], batch["boxes"], num_beams=beams, max_length=20,
+                               min_length=20)  # always the full 20 tokens: the train steps before may make EOS likely
         return run
 
     def forward():

@@ -70,6 +70,8 @@ def test_predict_matches_the_evaluation_pipeline(data, run, tmp_path, capsys, ta
         single += ["--question", first["question"]]
     assert main(["predict", "--checkpoint", str(run), "--task", task, *single]) == 0  # a run folder: its LAST
     assert capsys.readouterr().out == f"{expected[0]}\n"
+    assert main(["predict", "--checkpoint", str(run), "--task", task, "--onednn", *single]) == 0  # same answer
+    assert capsys.readouterr().out == f"{expected[0]}\n"
 
 
 def test_npy_features_equal_the_h5_file(data, run, tmp_path, capsys):  # noqa: F811

@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                          "the checkpoint's")
     parser.add_argument("--tokenizer", default=None, help="tokenizer (hub id or folder) instead of the run's")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--onednn", action="store_true",
+                        help="CPU: the model's Linear layers through oneDNN (faster; fp32-rounding-equal, see README)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
     for record in records:
         check_record(record, args.task)
     predictor = Predictor.load(checkpoint_folder(Path(args.checkpoint)), args.backbone, args.tokenizer, args.device)
+    if args.onednn:
+        from .config import SpeedConfig
+        from .train.speed import apply_model_options
+
+        apply_model_options(predictor.model, SpeedConfig(onednn=True), predictor.device)
     features = FeatureSource(predictor.feat_dim, args.clip_weights, args.clip_pretrained, args.device)
     for start in range(0, len(records), args.batch_size):
         chunk = records[start:start + args.batch_size]
