@@ -81,7 +81,6 @@ class OneDNNLinear(nn.Linear):
         return kept[1]
 
 
-
 def use_onednn(model: nn.Module) -> int:
     """Turn every plain ``nn.Linear`` in ``model`` into a ``OneDNNLinear`` in place; returns how many. Raises
     ``RuntimeError`` naming the reason when this torch build cannot do it."""
