@@ -1,7 +1,7 @@
 """Training-step benchmark: median seconds of one optimisation step of a full-size VL-BART / VL-T5 with a PET method.
 
-Usage: ``python bench/train_step.py --backbone {bart-base,t5-base} --method M [--bf16] [--steps N] [--warmup W]
-[--batch 8] [--threads T] [--device auto|cpu|cuda]``. Prints ONE JSON line.
+Usage: ``python bench/train_step.py --backbone {bart-base,t5-base} --method M [--bf16] [--onednn] [--compile] [--steps N]
+[--warmup W] [--batch 8] [--threads T] [--device auto|cpu|cuda]``. Prints ONE JSON line.
 
 The model is the full-size preset with random weights (no download), the method's published configuration
 (``vlpet.param.method_preset``), in train mode (dropout on). The batch has ``--batch`` samples of 20 text tokens,
@@ -9,7 +9,8 @@ The model is the full-size preset with random weights (no download), the method'
 forward, ``sample_mean_loss``, backward, ``clip_grad_norm_(5)`` on the trainable parameters, the trainer's optimizer
 step (``HFAdamW``, the HF 4.2.1 update rule, over the official weight-decay groups), ``zero_grad()`` (grads to None,
 as the trainer does). ``--warmup`` steps are run first and not timed; on CUDA
-every step is synchronised. ``--bf16`` wraps forward and loss in ``torch.autocast(bfloat16)`` (weights stay fp32).
+every step is synchronised. ``--bf16`` wraps forward and loss in ``torch.autocast(bfloat16)`` (weights stay fp32);
+``--onednn`` and ``--compile`` are the trainer's options of the same names (``vlpet.train.speed``).
 
 Glibc allocator: ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` (faster CPU steps: fewer page faults from freed and re-mapped buffers) only take
 effect if set before the process starts. When either is missing from the environment, the script sets both and
