@@ -70,10 +70,6 @@ class Fixture:
         torch.manual_seed(0)
         model = build_model(model_cfg, pet_config_from_args(args))
         load_official_state_dict(model, load_file(str(self.dir / "state_dict.safetensors")))
-        if os.environ.get("VLPET_GOLDEN_ONEDNN") == "1":  # the same checks on the --onednn path (README: Tests)
-            from vlpet.models.onednn import use_onednn
-
-            use_onednn(model)
         return model.eval()
 
     def official_names(self, model, our_names) -> set[str]:

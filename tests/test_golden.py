@@ -22,15 +22,19 @@ def test_golden_folder_is_not_empty():
     assert NAMES, f"no fixtures found in {', '.join(map(str, golden_dirs()))}"
 
 
-@pytest.fixture(scope="module", params=NAMES)
-def case(request):
-    fx = Fixture(request.param)
+def build_case(name: str):
+    """(fixture, our model with the official weights); skips a baseline whose method is not implemented."""
+    fx = Fixture(name)
     flags = [f for f in UNSUPPORTED if f"--{f}" in fx.meta["argv"]]
     if flags and not is_vlpet(fx.meta):
         pytest.skip(f"baseline fixture needs {', '.join(flags)}: not implemented")
     torch.set_num_threads(1)
-    model = fx.build()
-    return fx, model
+    return fx, fx.build()
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def case(request):
+    return build_case(request.param)
 
 
 def _forward(fx, model):
