@@ -104,6 +104,8 @@ def test_flag_maps_onto_the_config_and_is_refused_off_cpu():
     assert type(model[0]) is nn.Linear and len(warnings) == 1
     apply_model_options(model, SpeedConfig(onednn=True), torch.device("cpu"), warnings.append)
     assert type(model[0]) is onednn.OneDNNLinear
+    apply_model_options(nn.Linear(2, 2), SpeedConfig(onednn=True, bf16=True), torch.device("cpu"), warnings.append)
+    assert len(warnings) == 2 and "--bf16" in warnings[1]
 
 
 def test_onednn_train_and_evaluate_end_to_end(data, tmp_path, capsys):  # noqa: F811

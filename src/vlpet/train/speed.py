@@ -54,6 +54,8 @@ def apply_model_options(model: torch.nn.Module, cfg: SpeedConfig, device: torch.
     if problem:
         warn(f"warning: --onednn ignored: {problem}")
         return model
+    if cfg.bf16:
+        warn("warning: --onednn acts on fp32 Linears only; under --bf16 autocast they run the stock bf16 path")
     onednn.use_onednn(model)
     return model
 
