@@ -6,8 +6,9 @@ and the compiled model. fp32 eager with a NaN check every step is the faithful d
   Generation stays eager: its cache grows by one token per step, so each step is a new shape. When compilation is
   impossible (no C++ compiler for inductor on CPU) or fails at a call, one line says so and the run continues eager.
 * ``--onednn``: on CPU, the model's fp32 ``nn.Linear`` forwards run on oneDNN instead of MKL
-  (``models/onednn.py``: 1.2-2.5× faster GEMMs on the team's AVX2 machine, outputs equal to fp32 rounding, the
-  backward unchanged); nothing on CUDA, under ``--bf16`` autocast or inside ``--compile``d graphs.
+  (``models/onednn.py``: 1.2-2.5× faster GEMMs on the team's AVX2 machine, outputs equal to fp32 rounding; the
+  input gradient through frozen Linears on oneDNN too, from a kept copy of Wᵀ); nothing on CUDA, under ``--bf16``
+  autocast or inside ``--compile``d graphs.
 * ``--nan_check_every N``: check the loss for NaN/inf (one host sync) every N steps instead of every step
   (``train_epoch``); ``--save_every_steps`` must then be a multiple of N, so that a checkpoint never holds weights
   updated from an unchecked loss.
@@ -27,6 +28,11 @@ import torch
 from ..config import SpeedConfig
 from ..models import onednn
 from .cli import check_save_every
+
+
+def _stderr(text: str) -> None:
+    """Where the speed options' warning lines go unless a caller passes its own ``warn``."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def speed_config_from_args(args: argparse.Namespace) -> SpeedConfig:
@@ -49,7 +55,7 @@ def apply_model_options(model: torch.nn.Module, cfg: SpeedConfig, device: torch.
     message instead where it cannot act (CUDA, a torch build without oneDNN). Returns ``model``."""
     if not cfg.onednn:
         return model
-    warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+    warn = warn or _stderr
     problem = onednn.unavailable() if device.type == "cpu" else f"it is a CPU option and the run is on {device}"
     if problem:
         warn(f"warning: --onednn ignored: {problem}")
@@ -77,7 +83,7 @@ class CompiledForward:
         self.eager = model.forward
         self.compiled = torch.compile(self.eager, backend=backend)
         self.failed = False
-        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.warn = warn or _stderr
 
     def __call__(self, *args, **kwargs):
         if not self.failed:
@@ -95,7 +101,7 @@ def compile_model(model: torch.nn.Module, cfg: SpeedConfig, device: torch.device
     method unchanged); returns ``model``."""
     if not cfg.compile:
         return model
-    warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+    warn = warn or _stderr
     problem = compile_problem(cfg, device)
     if problem:
         warn(f"warning: --compile: {problem}; running eager")
