@@ -16,6 +16,7 @@ from .hyperformer import apply_hyperformer
 from .lora import apply_lora
 from .lst import apply_lst
 from .prompt import apply_prompt
+from .ssf import apply_ssf
 from .vl_pet import apply_vlpet
 
 METHODS: dict[str, Callable[..., list[str]]] = {
@@ -32,6 +33,8 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "adapter": apply_adapter,
     "prompt_tuning": apply_prompt,
     "lst": apply_lst,
+    # Methods beyond the paper's (docs/extending.md walks through adding one).
+    "ssf": apply_ssf,
 }
 
 

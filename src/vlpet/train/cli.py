@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
+    ours.add_argument("--use_ssf", action="store_true",
+                      help="train SSF: scale and shift after every Linear (not in the paper; docs/extending.md)")
     ours.add_argument("--fix_gqa_prompt", action="store_true", help='use "gqa: " instead of the official "gpa: "')
 
 
