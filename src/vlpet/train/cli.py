@@ -74,7 +74,7 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
 
 
 def _doc() -> str:
-    return ("The multi-task trainer with the published flag names (pipeline spec §4). Exit codes: 0 done, 2 bad "
+    return ("The multi-task trainer with the published flag names. Exit codes: 0 done, 2 bad "
             "input, 3 NaN/inf stop, 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1 (the last three after saving the position "
             "of the last completed step; continue with the same command plus --resume).")
 
