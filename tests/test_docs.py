@@ -18,7 +18,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-
 from doc_blocks import ROOT, blocks
 
 PAGES = sorted([ROOT / "README.md", ROOT / "datasets" / "README.md", ROOT / "bench" / "README.md",
