@@ -2,7 +2,8 @@
 file, and a #fragment to a heading by GitHub's anchor rules); the README's first two commands are the two published
 ones; every `python -m vlpet …` line and launcher line shown in a code block parses as written (no flag or argument
 that the command does not take); every subcommand named has a working --help; the `params` examples print the
-percentages shown; the Python blocks marked `<!-- test -->` run. Nothing here trains or downloads.
+percentages shown; the `--dry-run` commands run offline; the Python blocks marked `<!-- test -->` run. Nothing here
+trains or downloads.
 """
 
 from __future__ import annotations
@@ -247,6 +248,20 @@ def test_the_params_examples_print_what_the_docs_show():
         first = out.getvalue().splitlines()[0]
         assert (first == expected if expected.startswith("Trainable") else f" {expected} " in first), \
             f"{where}: {first!r} is not {expected!r}"
+
+
+def test_the_dry_run_commands_run_offline(tmp_path, monkeypatch):
+    """Commands shown with --dry-run do their work offline (they only read the package's manifest)."""
+    from vlpet.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    dry = [(where, argv) for where, argv in vlpet_commands() if "--dry-run" in argv]
+    assert dry
+    for where, argv in dry:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert main(argv) == 0, where
+        assert "to fetch" in out.getvalue() and not any(tmp_path.iterdir()), where
 
 
 def test_every_launcher_line_passes_its_flags_to_the_trainer():
