@@ -1,7 +1,7 @@
 """Run one golden fixture of the official code (``tests/fixtures/{official,official-lst}/<name>/``) through our model.
 
 A fixture holds the official argv, a tiny HF config, the official state dict, inputs and reference outputs
-(fixtures README). We rebuild the model from the argv through ``vlpet.param`` (the published flag mapping), load
+(fixtures README). We rebuild the model from the argv through ``vlpet.flags.published`` (the published flag mapping), load
 the state dict through ``vlpet.pet.official``, and recompute everything in eval mode, float32.
 """
 
@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from vlpet import losses
 from vlpet.config import ModelConfig
 from vlpet.models.build import build_model
-from vlpet.param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
+from vlpet.flags.published import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from vlpet.pet.official import load_official_state_dict, official_key_table
 
 # The official VL-PET code's fixtures and the Ladder-Side-Tuning code's (T5 baselines, LST): one format.

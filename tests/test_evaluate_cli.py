@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vlpet import evaluate
+from vlpet.commands import evaluate
 
 
 def write(path, data):

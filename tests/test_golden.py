@@ -3,7 +3,7 @@
 For every fixture (the folders are enumerated: tests/fixtures/official and official-lst; ``VLPET_GOLDEN_DIR`` points at another folder of the same
 format, os.pathsep-separated): official weights in, then encoder output, logits and losses ≤1e-5 absolute, every trainable gradient
 ≤1e-4 relative, the trainable set, and the greedy / beam-5 generated ids exactly. A VL-PET fixture that cannot
-be run fails; only a baseline whose method is not implemented (vlpet.param.UNSUPPORTED) is skipped, by name.
+be run fails; only a baseline whose method is not implemented (vlpet.flags.published.UNSUPPORTED) is skipped, by name.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from golden import Fixture, fixture_names, golden_dirs, is_vlpet, side_outputs, task_losses
-from vlpet.param import UNSUPPORTED
+from vlpet.flags.published import UNSUPPORTED
 
 NAMES = fixture_names()
 ATOL = 1e-5

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from golden import Fixture, fixture_names
-from vlpet.param import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
+from vlpet.flags.published import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from vlpet.pet.official import CheckpointError, load_official_state_dict
 
 LARGE = ("--use_adapter --use_single_adapter --no_encoder_adapter --use_adapter_down_dim "

@@ -17,7 +17,7 @@ N = 3  # records per task compared with the evaluation pipeline
 
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory):  # noqa: F811
-    from vlpet.train.main import main as train_main
+    from vlpet.commands.train import main as train_main
 
     out = tmp_path_factory.mktemp("predict") / "run"
     assert train_main(argv(data, out, "tiny-bart", "large")) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vlpet.__main__ import main
-from vlpet.data.synth import write_synthetic
+from vlpet.synth.image import write_synthetic
 
 COCO = "COCO/clip_features/data_clip_RN101_att"
 

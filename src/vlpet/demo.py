@@ -1,6 +1,6 @@
 """``python -m vlpet demo``: the whole pipeline offline on 2 CPU cores in a few minutes.
 
-Writes the synthetic dataset (``vlpet.data.synth``) into a fresh run folder, builds the word-level BART tokenizer
+Writes the synthetic dataset (``vlpet.synth.image``) into a fresh run folder, builds the word-level BART tokenizer
 from its words, pretrains a tiny BART as a text-only denoising language model (as BART itself was pretrained; the
 hub's weights cannot be downloaded offline), saves it as a local backbone folder, loads it with ``from_pretrained``
 and injects VL-PET-large, prints the official Params line, trains VQA, GQA, NLVR2 and COCO caption together with the
@@ -18,12 +18,10 @@ paper. The demo uses generous PET sizes for its tiny model.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import random
-import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -36,7 +34,7 @@ from tqdm.auto import tqdm
 from .config import ModelConfig, PETConfig, to_dict
 from .data.layout import DataLayout
 from .data.multitask import MultitaskLoader, build_datasets, build_loaders
-from .data.synth import synth_words, write_synthetic
+from .synth.image import synth_words, write_synthetic
 from .data.tokenizer import build_tokenizer
 from .models.build import build_model
 from .pet.trainable import count_parameters, percentage_line
@@ -82,17 +80,6 @@ class DemoConfig:
 
 # The short config (tests): with VQA and GQA alone (``--tasks vqa,gqa``) about a minute on 2 cores.
 QUICK = dict(epochs=6, n_train=128, n_val=32, n_test=32, pretrain_steps=150)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="snap/demo", help="parent folder of the run folder (default snap/demo)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 10; 6 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="a smaller, shorter run (for tests)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the run (default 42)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 5e-3)")
-    parser.add_argument("--tasks", default=None,
-                        help="comma-separated subset of vqa,gqa,nlvr,caption to train and test (default: all four)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the tqdm bars")
 
 
 def parse_tasks(text: str | None) -> tuple[str, ...]:
@@ -237,18 +224,25 @@ def results_table(test: dict, chance: dict, val_best: dict) -> str:
 
 
 @records_status
-def run(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed), ("lr", args.lr)) if v is not None}
-    cfg = DemoConfig(**{**(QUICK if args.quick else {}), **overrides})
+def demo_config(epochs: int | None = None, seed: int | None = None, lr: float | None = None,
+                quick: bool = False) -> DemoConfig:
+    """The demo's configuration: the defaults, ``QUICK`` when ``quick``, then the given overrides."""
+    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("lr", lr)) if v is not None}
+    cfg = DemoConfig(**{**(QUICK if quick else {}), **overrides})
     if cfg.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {cfg.epochs}")
-    tasks = parse_tasks(args.tasks)
-    run_dir = Path(args.out) / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return cfg
+
+
+def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = "snap/demo",
+             show: bool = True) -> int:
+    """Write the synthetic data, pretrain the tiny backbone, train / validate / test VL-PET-large on it, under a
+    fresh ``<out>/<timestamp>/`` run folder; prints the results table and one JSON line."""
+    start = time.perf_counter()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    run_dir = Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir.mkdir(parents=True)
     log_file = (run_dir / "log.txt").open("w")
-    show = not args.no_progress
 
     def log(line: str = "") -> None:
         print(line, flush=True)
@@ -327,13 +321,3 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"run_dir": str(run_dir), "test": {t: round(v, 2) for t, v in test.items()},
                       "chance": {t: round(v, 2) for t, v in chance.items()}}))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlpet.demo", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ import numpy as np
 
 from .layout import DataError
 
-N_GRID = 49
+from ..formats import ARRAY, INDEX, N_GRID, PACKED
 
 
 class FeatureReader:
@@ -103,7 +103,7 @@ class FeatureReader:
 
 def _open_packed(folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
     """Map ``folder/packed/features.npy`` and read its id index; None when ``ids.json`` (written last) is absent."""
-    index, array = folder / "packed" / "ids.json", folder / "packed" / "features.npy"
+    index, array = folder / PACKED / INDEX, folder / PACKED / ARRAY
     if not index.is_file():
         return None
     try:

@@ -21,7 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-PACKED, ARRAY, INDEX = "packed", "features.npy", "ids.json"
+from ..formats import ARRAY, INDEX, N_GRID, PACKED
+from .raw import PrepareError
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,12 +43,10 @@ def pack_folder(folder: Path, show: bool = True) -> tuple[int, tuple[int, ...]]:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from ..data.features import N_GRID
-    from ..data.layout import DataError
 
     files = sorted(folder.glob("*.h5"))
     if not files:
-        raise DataError(f"no h5 feature files in {folder}", folder)
+        raise PrepareError(f"no h5 feature files in {folder}")
     ids = [f.stem for f in files]
     first = _read(files[0], ids[0])
     shape = (len(files), N_GRID, first.shape[-1])
@@ -56,8 +56,8 @@ def pack_folder(folder: Path, show: bool = True) -> tuple[int, tuple[int, ...]]:
         for row, (path, img_id) in enumerate(tqdm(list(zip(files, ids)), desc=folder.name, disable=not show)):
             feats = first if row == 0 else _read(path, img_id)
             if feats.shape != shape[1:] or feats.dtype != first.dtype:
-                raise DataError(f"{path}: features {feats.dtype}{tuple(feats.shape)}, but {files[0].name} has "
-                                f"{first.dtype}{shape[1:]}; a packed folder needs one shape and dtype", path)
+                raise PrepareError(f"{path}: features {feats.dtype}{tuple(feats.shape)}, but {files[0].name} has "
+                                   f"{first.dtype}{shape[1:]}; a packed folder needs one shape and dtype")
             out[row] = feats
         out.flush()
         del out
@@ -72,13 +72,11 @@ def _read(path: Path, img_id: str):
     """The raw (not converted) features of one h5 file."""
     import h5py
 
-    from ..data.layout import DataError
-
     try:
         with h5py.File(path, "r") as f:
             return f[f"{img_id}/features"][...]
     except (KeyError, OSError) as err:
-        raise DataError(f"unreadable feature file {path}: no dataset '{img_id}/features' ({err})", path) from err
+        raise PrepareError(f"unreadable feature file {path}: no dataset '{img_id}/features' ({err})") from err
 
 
 def _replace(new: Path, target: Path) -> None:
@@ -93,19 +91,17 @@ def _replace(new: Path, target: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.layout import DataError
-
     root = Path(args.root)
     try:
         if not root.is_dir():
-            raise DataError(f"datasets root not found: {root}", root)
+            raise PrepareError(f"datasets root not found: {root}")
         folders = [Path(f) for f in args.folders] if args.folders else feature_folders(root)
         if not folders:
-            raise DataError(f"no feature folders (<task>/clip_features/<feature>/*.h5) under {root}", root)
+            raise PrepareError(f"no feature folders (<task>/clip_features/<feature>/*.h5) under {root}")
         for folder in folders:
             n, shape = pack_folder(folder, show=not args.no_progress)
             print(f"packed {n} images into {folder / PACKED / ARRAY} {shape}", flush=True)
-    except DataError as err:
+    except PrepareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

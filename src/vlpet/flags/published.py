@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from .config import PUBLISHED_VLPET, ModelConfig, PETConfig
-from .official_flags import LST_FLAGS, OFFICIAL_FLAGS
+from ..config import PUBLISHED_VLPET, ModelConfig, PETConfig
+from .official import LST_FLAGS, OFFICIAL_FLAGS
 
 # Official gate flag → our gate kind, and the T5 zero-init flag that belongs to each kind (model spec §5).
 GATE_FLAGS = {

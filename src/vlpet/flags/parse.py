@@ -15,9 +15,8 @@ import argparse
 import difflib
 import math
 import re
-import sys
 
-from ..param import build_parser
+from .published import build_parser
 
 _NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -90,7 +89,7 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse and validate a trainer command line (exits 2 with one line on a flag error)."""
-    from ..param import explicit_dests
+    from .published import explicit_dests
 
     parser = make_parser()
     argv = join_negative_values(argv)
@@ -151,14 +150,3 @@ def check_save_every(save_every_steps: int, nan_check_every: int) -> None:
     if save_every_steps and nan_check_every > 0 and save_every_steps % nan_check_every:
         raise ValueError(f"--save_every_steps {save_every_steps} must be a multiple of --nan_check_every "
                          f"{nan_check_every}, so that no checkpoint holds an unchecked update")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vlpet train``: parse and validate (fast), then import and run the trainer."""
-    try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except SystemExit as stop:  # --help (0) or a flag error (2), already printed
-        return stop.code if isinstance(stop.code, int) else 2
-    from .main import run
-
-    return run(args)

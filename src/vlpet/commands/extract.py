@@ -78,7 +78,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .files import parse_shard
+    from ..features.files import parse_shard
 
     check_arguments(args)
     shard = parse_shard(args.shard)
@@ -87,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if args.images is not None:
-        from .image import GridExtractor, extract_images
+        from ..features.image import GridExtractor, extract_images
 
         extractor = GridExtractor.load(args.weights, args.pretrained, args.device)
         summary = extract_images(args.images, args.out, extractor, args.batch_size, args.workers, shard,
                                  progress=not args.no_progress)
         summary["weights"] = extractor.weights
     else:
-        from .video import FrameEncoder, extract_videos
+        from ..features.video import FrameEncoder, extract_videos
 
         encoder = FrameEncoder.load(args.model or VIDEO_MODEL, args.device)
         summary = extract_videos(args.videos, args.out, encoder, args.batch_size, args.workers, shard,

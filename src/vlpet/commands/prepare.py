@@ -23,7 +23,7 @@ def _convert_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                             help="rebuild dataset_coco.json (its host is gone) from BLIP's coco_karpathy_{val,test}"
                                  ".json and COCO's captions_{train,val}2014.json: same splits, not byte-identical")
     if name in ("vqa", "all"):
-        from .vqa import DEFAULT_TOPK_RULE, TOPK_RULES
+        from ..prepare.vqa import DEFAULT_TOPK_RULE, TOPK_RULES
 
         parser.add_argument("--topk-optimal", choices=TOPK_RULES, default=DEFAULT_TOPK_RULE,
                             help="definition of is_topk_optimal on karpathy_test (unpublished; the summary counts "
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pack_arguments(parser: argparse.ArgumentParser) -> None:
-    from . import pack
+    from ..prepare import pack
 
     pack.add_arguments(parser)
     parser.set_defaults(prepare_run=pack.run)
@@ -81,7 +81,7 @@ def _pack_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str]) -> int:
     """``python -m vlpet prepare ARGS``; a user mistake is one ``error:`` line and exit status 2."""
-    from .raw import PrepareError
+    from ..prepare.raw import PrepareError
 
     parser = argparse.ArgumentParser(prog="python -m vlpet prepare", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,8 +96,8 @@ def main(argv: list[str]) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert the selected sources; every output is renamed into place only when all are written."""
-    from . import caption, gqa, karpathy, nlvr, vqa
-    from .raw import RawIndex, StagedWrites
+    from ..prepare import caption, gqa, karpathy, nlvr, vqa
+    from ..prepare.raw import RawIndex, StagedWrites
 
     index, out = RawIndex(args.raw, exclude=args.out), Path(args.out)
     fallback = getattr(args, "karpathy_fallback", False)
@@ -116,13 +116,13 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from .download import download_source
+    from ..prepare.download import download_source
 
     return download_source(args.source, Path(args.to), dry_run=args.dry_run, images=not args.no_images)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from .check import check_tree
+    from ..prepare.check import check_tree
 
     return check_tree(Path(args.root), [t for t in args.tasks.split(",") if t], sample=args.sample,
                       features=not args.no_features, strict=args.strict)
