@@ -209,10 +209,12 @@ def discover(path: Path, rel: str) -> Shard:
     lower = {f.name.lower(): f for f in schema}
     id_field = next((lower[n] for n in ID_COLUMNS if n in lower and (is_text(lower[n].type) or
                                                                       pa.types.is_integer(lower[n].type))), None)
-    path_field = next((f for f in schema if is_text(f.type) and f is not id_field
+    taken = {id_field.name} if id_field is not None else set()
+    path_field = next((f for f in schema if is_text(f.type) and f.name not in taken
                        and any(w in f.name.lower() for w in PATH_WORDS)), None)
+    taken |= {path_field.name} if path_field is not None else set()
     folder_field = next((lower[n] for n in FOLDER_COLUMNS if n in lower and is_text(lower[n].type)
-                         and lower[n] not in (id_field, path_field)), None)
+                         and lower[n].name not in taken), None)
     texts = [f for f in schema if is_text(f.type)]
     if id_field is None and path_field is None and len(texts) == 1:
         id_field = texts[0]
@@ -233,7 +235,9 @@ def discover(path: Path, rel: str) -> Shard:
         raw_id = values[id_field.name][row] if id_field is not None else None
         raw_path = values[path_field.name][row] if path_field is not None else None
         if raw_path is None and isinstance(raw_id, str) and ("/" in raw_id or "\\" in raw_id):
-            raw_path, raw_id = raw_id, None  # an id column that holds paths
+            parts = _parts(raw_id)
+            if ".." not in parts and ("." in parts[-1] or where(parts[:-1]) is not None):
+                raw_path, raw_id = raw_id, None  # an id column that holds file paths
         folder = None
         if raw_path is not None:
             parts = _parts(raw_path)
