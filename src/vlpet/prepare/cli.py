@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
     try:
         return args.prepare_run(args)
     except (PrepareError, OSError) as err:  # bad input, or a folder that cannot be written (permissions, full disk)
-        from .pack import disk_message
+        from ..features.files import disk_message
 
         print(f"error: {disk_message(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 2

@@ -49,13 +49,14 @@ def verify(path: Path, checksum: tuple[str, str] | None, name: str | None = None
     """Raise (and remove the file) when its checksum is not the published one or its format does not read
     (``name``: the final file name, whose suffix says the format)."""
     name = name or path.name
-    if checksum is not None:
+    if checksum is not None:  # a published checksum settles it
         algorithm, want = checksum
         got = file_digest(path, algorithm)
         if got != want:
             path.unlink()
             raise DownloadError(f"{name}: {algorithm} {got} differs from the published {want}; the file was removed "
                                 "and is not used (if it persists, the source has changed)")
+        return
     problem = format_problem(path, name)
     if problem:
         path.unlink()
@@ -67,9 +68,17 @@ def format_problem(path: Path, name: str) -> str | None:
     import json
 
     try:
-        if name.endswith(".json"):
+        if name.endswith(".json"):  # one JSON value, or JSON lines (NLVR2)
             with open(path, encoding="utf-8") as f:
-                json.load(f)
+                try:
+                    json.load(f)
+                except json.JSONDecodeError as err:
+                    if not err.msg.startswith("Extra data"):
+                        raise
+                    f.seek(0)
+                    for line in f:
+                        if line.strip():
+                            json.loads(line)
         elif name.endswith(".zip"):
             with zipfile.ZipFile(path) as z:
                 z.namelist()

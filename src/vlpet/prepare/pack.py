@@ -77,13 +77,9 @@ def write_bytes(f, data) -> None:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from ..features.files import _alive
+
+    return _alive(pid)
 
 
 def remove_stale(folder: Path) -> list[Path]:
@@ -128,8 +124,12 @@ class PackedWriter:
         self.resumed = resume
         self._file = open(path, "r+b" if resume else "wb")
         if not resume:
-            reserve(self._file, size, self.folder)
-            write_bytes(self._file, self.header)
+            try:
+                reserve(self._file, size, self.folder)
+                write_bytes(self._file, self.header)
+            except BaseException:
+                self.abort()
+                raise
 
     def write(self, start: int, rows) -> None:
         """Rows ``start .. start+len(rows)`` (an array of shape (k, *shape[1:]) and the writer's dtype), bit for bit."""
@@ -237,18 +237,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a folder that cannot be written: one line, the temp folder is gone
+        from ..features.files import disk_message
+
         print(f"error: {disk_message(err)}", file=sys.stderr)
         return 2
     return 0
-
-
-def disk_message(err: OSError) -> str:
-    """One line for an OSError while writing; a full disk says so and what to do."""
-    text = err.strerror or str(err)
-    where = f" ({err.filename})" if err.filename else ""
-    if err.errno == errno.ENOSPC:
-        return f"disk full{where}: {text}; nothing was kept, free space (or write elsewhere) and run again"
-    return f"{text}{where}"
 
 
 def main(argv: list[str] | None = None) -> int:
