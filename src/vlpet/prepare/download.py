@@ -343,7 +343,7 @@ def _hub_failure(err: Exception, what: str) -> DownloadError:
         why = ("it is gated: accept its terms on huggingface.co and log in (hf auth login)" if name == "GatedRepoError"
                else "it is gone, renamed or private (log in with hf auth login if you were given access)")
         return DownloadError(f"{what}: {why} ({name})")
-    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "Timeout") or \
+    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or "Connect" in name or "Timeout" in name or \
             isinstance(err, (OSError, ConnectionError)):
         return DownloadError(f"{what}: cannot reach the Hub (offline? HF_HUB_OFFLINE set?): {name}: {text}",
                              resumable=True)
