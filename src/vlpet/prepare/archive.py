@@ -196,7 +196,7 @@ def discover(path: Path, rel: str) -> Shard:
     shard = Shard(path, rel, "features" if grids else "images", grids[0].name if grids else picture)
     if grids:
         rows, channels, value_type = grid_shape(grids[0].type)
-        shard.dtype = np.dtype(value_type.to_pandas_dtype())
+        shard.dtype = np.dtype(f"<f{value_type.bit_width // 8}")  # float16 / 32 / 64, little-endian as stored
         if rows is None or channels is None:  # plain lists: the first row gives the shape (each row is checked)
             first = pf.read_row_group(0, columns=[shard.column]).column(0)[0].as_py() if pf.metadata.num_rows else []
             rows, channels = len(first), len(first[0]) if first else 0
