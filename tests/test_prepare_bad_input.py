@@ -386,3 +386,25 @@ def test_ids_from_restricts_the_walk(tmp_path, monkeypatch, capsys):
     assert main([*argv[:-2], str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.json" in err and "refused" in err
+
+
+def test_archive_that_does_not_unpack_is_fetched_again(server, tmp_path, monkeypatch, capsys):
+    good = zipped("q.json", b"{}")
+    bad = bytearray(good)
+    bad[bad.index(b"{}")] = ord("[")  # same directory, damaged member: the CRC check fails while unpacking
+    server.routes["/q.zip"] = bytes(bad)
+    item = manifest.Item("q.zip", "vqa", "questions", server.url("/q.zip"), unpack=True)
+    monkeypatch.setitem(manifest.SOURCES, "vqa", (item,))
+    calls = []
+    real = download.fetch
+
+    def serve_good_the_second_time(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            server.routes["/q.zip"] = good
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(download, "fetch", serve_good_the_second_time)
+    assert main(["prepare", "download", "vqa", "--to", str(tmp_path)]) == 0
+    assert (tmp_path / "vqa/q/caption_datasets/q.json").read_text() == "{}" and len(calls) == 2
+    assert "cannot be unpacked" in capsys.readouterr().out

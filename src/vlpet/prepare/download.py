@@ -16,6 +16,7 @@ import shutil
 import tarfile
 import time
 import zipfile
+import zlib
 from http.client import HTTPException
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -198,20 +199,27 @@ def unpack(archive: Path) -> Path:
         return target
     temp = archive.with_name(f".{target.name}.unpacking")
     shutil.rmtree(temp, ignore_errors=True)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(temp)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as t:
-            t.extractall(temp, filter="data")
-    else:
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(temp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as t:
+                t.extractall(temp, filter="data")
+        else:
+            raise zipfile.BadZipFile("neither a zip nor a tar archive")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:  # a damaged archive
+        shutil.rmtree(temp, ignore_errors=True)
         archive.unlink()
-        raise DownloadError(f"{archive} is neither a zip nor a tar archive; it was removed (run again to fetch it "
-                            "anew)", resumable=True)
+        raise BadArchive(f"{archive} cannot be unpacked ({type(err).__name__}: {err}); it was removed") from None
     inner = temp / target.name
     os.replace(inner if [p.name for p in temp.iterdir()] == [target.name] and inner.is_dir() else temp, target)
     shutil.rmtree(temp, ignore_errors=True)
     return target
+
+
+class BadArchive(DownloadError):
+    """An archive that downloaded whole but does not unpack: removed, and fetched again once."""
 
 
 def fetch_hub(item: Item, folder: Path) -> Path:
@@ -329,7 +337,16 @@ def fetch_item(item: Item, to: Path) -> Path:
     if item.unpack and unpacked.is_dir():  # done before (the archive may have been deleted since)
         return unpacked
     path = fetch(item.url, folder / item.name, item.checksum)
-    return unpack(path) if item.unpack else path
+    if not item.unpack:
+        return path
+    try:
+        return unpack(path)
+    except BadArchive as err:
+        print(f"{err}; fetching it again")
+        try:
+            return unpack(fetch(item.url, folder / item.name, item.checksum))
+        except BadArchive as again:
+            raise DownloadError(f"{again} (fetched twice from {item.url}; the source's file is damaged)") from None
 
 
 ARCHIVE_REPO = "ylsung/VL-Adapter-datasets"
