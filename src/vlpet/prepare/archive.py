@@ -84,10 +84,11 @@ def feature_folder(parts: list[str], name: str | None = None) -> str | None:
             rest = [p for p in parts[i + 1:] if p.lower() not in (FEATURES_DIR, FEATURES_TYPO)]
             feature = next((p for p in rest if p.startswith("data_")), DEFAULT_FEATURE)
             return f"{task}/{FEATURES_DIR}/{feature}"
-    if name:
-        tasks = {FEATURE_TASKS[t] for t in re.split(r"[^A-Za-z0-9]+", name.lower()) if t in FEATURE_TASKS}
+    for part in [*parts, *([name] if name else [])]:  # a task named by a token: coco_feats/, vg-00001-of-00040
+        tasks = {FEATURE_TASKS[t] for t in re.split(r"[^A-Za-z0-9]+", part.lower()) if t in FEATURE_TASKS}
         if len(tasks) == 1:
-            return f"{tasks.pop()}/{FEATURES_DIR}/{DEFAULT_FEATURE}"
+            feature = next((p for p in parts if p.startswith("data_")), DEFAULT_FEATURE)
+            return f"{tasks.pop()}/{FEATURES_DIR}/{feature}"
     return None
 
 
@@ -279,14 +280,16 @@ def _canonical(first: str) -> str | None:
     return TREE_FOLDERS.get(first.lower())
 
 
-def plan_snapshot(snapshot: Path, tasks: list[str] | None) -> Plan:
+def plan_snapshot(snapshot: Path, tasks: list[str] | None, out: Path | None = None) -> Plan:
     """Every shard discovered and every other file placed; rows and files of tasks not asked for are left out."""
     if not snapshot.is_dir():
         raise PrepareError(f"--snapshot folder not found: {snapshot}")
     keep = None if tasks is None else {folder for task in tasks for folder in TASKS[task]}
     shards, others, skipped = [], [], []
+    skip = None if out is None else Path(out).resolve()
     for folder, subfolders, names in os.walk(snapshot):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
+                               and (Path(folder) / d).resolve() != skip)
         for name in sorted(names):
             path = Path(folder) / name
             rel = path.relative_to(snapshot).as_posix()
@@ -487,7 +490,7 @@ def convert(snapshot: str | Path, out: str | Path, layout: str = "packed", tasks
     from tqdm.auto import tqdm
 
     snapshot, out = Path(snapshot), Path(out)
-    plan = plan_snapshot(snapshot, tasks)
+    plan = plan_snapshot(snapshot, tasks, out)
     out.mkdir(parents=True, exist_ok=True)
     copied = copy_files(plan.files, out)
     key = _key(plan, layout)
