@@ -127,17 +127,18 @@ class PackedWriter:
             try:
                 reserve(self._file, size, self.folder)
                 write_bytes(self._file, self.header)
+                self._file.flush()  # on disk before other handles (RowWriter) write rows
             except BaseException:
                 self.abort()
                 raise
 
     def write(self, start: int, rows) -> None:
         """Rows ``start .. start+len(rows)`` (an array of shape (k, *shape[1:]) and the writer's dtype), bit for bit."""
-        if tuple(rows.shape[1:]) != self.shape[1:] or rows.dtype != self.dtype:
-            raise ValueError(f"rows {rows.dtype}{tuple(rows.shape)} do not fit {self.dtype}{self.shape}")
-        self._file.seek(len(self.header) + start * self.row_bytes)
-        write_bytes(self._file, memoryview(rows.reshape(-1).view("u1") if rows.flags.c_contiguous
-                                           else rows.copy().reshape(-1).view("u1")))
+        _write_rows(self._file, len(self.header), self.shape, self.dtype, start, rows)
+
+    def rows_spec(self) -> tuple:
+        """What a ``RowWriter`` (in this or another process) needs to write rows into this array."""
+        return str(self.temp / ARRAY), len(self.header), self.shape, self.dtype.str
 
     def flush(self) -> None:
         """Everything written so far is on disk (a resumed run may rely on it)."""
@@ -163,6 +164,35 @@ class PackedWriter:
         self.close()
         if self.temp.exists():
             shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _write_rows(f, header: int, shape: tuple, dtype, start: int, rows) -> None:
+    if tuple(rows.shape[1:]) != tuple(shape[1:]) or rows.dtype != dtype or start + len(rows) > shape[0]:
+        raise ValueError(f"rows {start}.. {rows.dtype}{tuple(rows.shape)} do not fit {dtype}{tuple(shape)}")
+    row_bytes = rows[0].nbytes if len(rows) else 0
+    f.seek(header + start * row_bytes)
+    write_bytes(f, memoryview(rows.reshape(-1).view("u1") if rows.flags.c_contiguous
+                              else rows.copy().reshape(-1).view("u1")))
+
+
+class RowWriter:
+    """Writes rows into the (reserved) array of a PackedWriter from any process: its own handle, plain writes."""
+
+    def __init__(self, path: str, header: int, shape: tuple, dtype: str):
+        import numpy as np
+
+        self.header, self.shape, self.dtype = header, tuple(shape), np.dtype(dtype)
+        self._file = open(path, "r+b")
+
+    def write(self, start: int, rows) -> None:
+        _write_rows(self._file, self.header, self.shape, self.dtype, start, rows)
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _head(path: Path, n: int) -> bytes:
