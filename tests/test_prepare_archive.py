@@ -114,7 +114,8 @@ def assert_tree(root: Path, truth: dict, layout: str) -> None:
     assert (root / "lxmert/mscoco_minival.json").is_file()
     assert (root / "nlvr/images/x-img1.png").read_bytes() == b"\x89PNG-b"
     assert not (root / "README.md").exists() and not (root / ".gitattributes").exists()
-    assert not (root / archive.PROGRESS).exists() and not list(root.rglob(".packed*")) and not list(root.rglob(".*tmp*"))
+    assert not (root / archive.PROGRESS).exists() and not list(root.rglob(".packed*"))
+    assert not list(root.rglob(".*tmp*"))
 
 
 @pytest.mark.parametrize("layout", ["packed", "h5"])

@@ -102,7 +102,7 @@ def image_folder(parts: list[str], name: str | None = None) -> str | None:
 
 
 def unsafe_id(img_id: str) -> bool:
-    """An id that is no plain file name (``/``, ``\\``, ``..``, empty, NUL): writing ``<id>.h5`` would leave its folder."""
+    """An id that is no plain file name (``/``, ``\\``, ``..``, empty, NUL): ``<id>.h5`` would leave its folder."""
     return not img_id or img_id in (".", "..") or any(c in img_id for c in "/\\\0") or img_id.startswith("..")
 
 

@@ -232,7 +232,6 @@ def check_feature_file(path: Path, img_id: str) -> tuple[str | None, str | None]
     """(problem, deviation) of one h5 file: one group named like the file, ``features`` (49, F) finite, not all
     zero (problems); F = 2048 and float16 (deviations)."""
     import h5py
-    import numpy as np
 
     try:
         with h5py.File(path, "r") as f:
@@ -283,7 +282,8 @@ def check_features(report: Report, folder_name: str, needed: set, sample: int) -
     array, packed = packed_rows(folder)  # the loaders read a packed row for every id its index lists
     present |= set(packed)
     missing = sorted(needed - present)
-    report.cell(f"{folder_name} h5" + (" + packed" if packed else ""), f"{len(needed & present):,} of {len(needed):,} needed present, "
+    report.cell(f"{folder_name} h5" + (" + packed" if packed else ""),
+                f"{len(needed & present):,} of {len(needed):,} needed present, "
                 f"{len(missing):,} missing, {len(present - needed):,} unused; {min(sample, len(needed & present))} "
                 "opened")
     if missing:

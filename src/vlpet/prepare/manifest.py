@@ -73,8 +73,8 @@ COCO_IMAGES = (
 KARPATHY_COUNTS = {"train": 113_287, "val": 5_000, "test": 5_000}
 BLIP_COUNT = 5_000  # images of BLIP's coco_karpathy_{val,test}.json each
 KARPATHY = Item(
-    "dataset_coco.json", "caption", "Karpathy split (dataset_coco.json)", size=144 * MB, provides=("dataset_coco.json",),
-    validate="karpathy",
+    "dataset_coco.json", "caption", "Karpathy split (dataset_coco.json)", size=144 * MB,
+    provides=("dataset_coco.json",), validate="karpathy",
     note="each copy must hold 113,287 / 5,000 / 5,000 train(+restval) / val / test images; else: the Kaggle dataset "
          "shtvkumar/karpathy-splits (login) unzipped below RAW, or prepare with --karpathy-fallback",
     mirrors=(
