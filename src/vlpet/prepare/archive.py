@@ -167,7 +167,6 @@ class Shard:
     dtype: object = None
     folders: list[str | None] = field(default_factory=list)  # per row; None: left out (--tasks)
     ids: list[str] = field(default_factory=list)
-    suffixes: list[str] = field(default_factory=list)  # image shards: file suffix per row
 
 
 def discover(path: Path, rel: str) -> Shard:
@@ -229,11 +228,6 @@ def discover(path: Path, rel: str) -> Shard:
     values = {name: table.column(name).to_pylist() for name in wanted}
     place = feature_folder(_parts(rel)[:-1], Path(rel).stem) if shard.kind == "features" else \
         image_folder(_parts(rel)[:-1], Path(rel).stem)
-    struct_paths = None
-    if shard.kind == "images" and pa.types.is_struct(schema.field(shard.column).type):
-        kind = schema.field(shard.column).type
-        if any(kind.field(i).name == "path" for i in range(kind.num_fields)):
-            struct_paths = pf.read(columns=[shard.column]).column(0).combine_chunks().field("path").to_pylist()
     where = image_folder if shard.kind == "images" else feature_folder
     for row in range(table.num_rows):
         raw_id = values[id_field.name][row] if id_field is not None else None
@@ -262,9 +256,6 @@ def discover(path: Path, rel: str) -> Shard:
                                "(contains '/', '\\' or '..', or is empty); refused")
         shard.folders.append(folder)
         shard.ids.append(img_id)
-        if shard.kind == "images":
-            suffix = Path(struct_paths[row] or "").suffix if struct_paths else ""
-            shard.suffixes.append(suffix or ".png")
     return shard
 
 
@@ -470,12 +461,17 @@ def write_images(shard: Shard, out: Path) -> int:
     from ..features.files import write_atomic
 
     column = pq.ParquetFile(shard.path).read(columns=[shard.column]).column(0).combine_chunks()
-    blobs = column.field("bytes") if pa.types.is_struct(column.type) else column
+    struct = pa.types.is_struct(column.type)
+    blobs = column.field("bytes") if struct else column
+    names = [column.type.field(i).name for i in range(column.type.num_fields)] if struct else []
+    paths = column.field("path").to_pylist() if "path" in names else [None] * len(column)
     written = 0
     for row, (folder, img_id) in enumerate(zip(shard.folders, shard.ids)):
         if folder is None:
             continue
-        target = out / folder / f"{img_id}{shard.suffixes[row]}"
+        suffix = Path(paths[row] or "").suffix
+        suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else ".png"
+        target = out / folder / f"{img_id}{suffix}"
         data = blobs[row].as_py()
         if target.is_file() and target.read_bytes() == data:
             continue
