@@ -156,6 +156,7 @@ def test_interrupted_conversion_resumes(snapshot, tmp_path, monkeypatch):
     monkeypatch.setattr(archive, "_pack_shard", dies_on_the_third)
     assert main(["prepare", "archive", "--snapshot", str(snap), "--out", str(root), "--no-progress"]) == 130
     state = json.loads((root / archive.PROGRESS).read_text())
+    (root / f"{archive.PROGRESS}.tmp-4000000").write_text("{")  # as a SIGKILL between write and rename leaves it
     assert len(state["done"]) == 2 and not (root / "COCO/clip_features/data_clip_RN101_att/packed").exists()
     calls.clear()
     monkeypatch.setattr(archive, "_pack_shard", lambda *a: (calls.append(a[0].rel), real(*a)))

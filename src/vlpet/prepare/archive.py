@@ -489,9 +489,15 @@ def convert(snapshot: str | Path, out: str | Path, layout: str = "packed", tasks
     processes convert shards side by side (decoding a shard's nested lists is the slow part: ≈200 rows/s per core)."""
     from tqdm.auto import tqdm
 
+    from ..features.files import remove_stale_temps
+
     snapshot, out = Path(snapshot), Path(out)
     plan = plan_snapshot(snapshot, tasks, out)
     out.mkdir(parents=True, exist_ok=True)
+    targets = {out} | {(out / dest).parent for _, dest in plan.files} | {
+        out / f for s in plan.shards for f in set(s.folders) if f is not None}
+    for folder in targets:  # what a killed run left: .<name>.tmp-<pid> of processes that are gone
+        remove_stale_temps(folder)
     copied = copy_files(plan.files, out)
     key = _key(plan, layout)
     state_path = out / PROGRESS
