@@ -265,3 +265,36 @@ def test_download_archive_through_huggingface_hub(monkeypatch, tmp_path, capsys)
     assert main(["prepare", "download", "archive", "--to", str(tmp_path / "snap")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gone, renamed or private" in err and "ylsung/VL-Adapter-datasets" in err
+
+
+def test_release_shaped_snapshot_of_a_tree_round_trips_and_passes_check(tmp_path, capsys):
+    """A datasets tree (synthetic) turned into the release's shards and annotations/ folder, then back: the
+    packed tree holds the h5 files' bits, and prepare check passes on it without any h5 file."""
+    from vlpet.data.synth import write_synthetic
+
+    tree, snap = tmp_path / "tree", tmp_path / "snap"
+    write_synthetic(tree, n_train=2, n_val=2, n_test=2, feat_dim=16)
+    truth = {}
+    for folder in sorted(tree.glob("*/clip_features/data_clip_RN101_att")):
+        task = folder.parts[-3]
+        rows = {}
+        for path in sorted(folder.glob("*.h5")):
+            with h5py.File(path, "r") as f:
+                rows[path.stem] = f[f"{path.stem}/features"][...]
+        truth[folder.relative_to(tree).as_posix()] = rows
+        write(snap / f"features/{task}/data_clip_RN101_att/part-00000.parquet",
+              pa.table({"id": list(rows), "features": grid_array(np.stack(list(rows.values())))}))
+    for path in tree.rglob("*.json"):
+        dest = snap / "annotations" / path.relative_to(tree)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+    root = tmp_path / "datasets"
+    assert main(["prepare", "archive", "--snapshot", str(snap), "--out", str(root), "--no-progress"]) == 0
+    for folder, rows in truth.items():
+        ids = json.loads((root / folder / "packed/ids.json").read_text())
+        array = np.load(root / folder / "packed/features.npy")
+        assert {i: array[k].tobytes() for k, i in enumerate(ids)} == {i: r.tobytes() for i, r in rows.items()}
+    assert not list(root.rglob("*.h5"))
+    capsys.readouterr()
+    assert main(["prepare", "check", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("OK")
