@@ -219,7 +219,7 @@ def test_flag_error_is_short_with_a_suggestion(capsys):
 
 
 def test_help_and_flag_errors_do_not_import_torch():
-    code = ("import sys; from vlpet.flags.parse import main; rc = main(['--nope']); "
+    code = ("import sys; from vlpet.commands.train import main; rc = main(['--nope']); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(rc)")
     done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
                           text=True, timeout=120)
