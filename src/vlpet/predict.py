@@ -43,9 +43,17 @@ def read_batch(path: Path) -> list[dict]:
     return records
 
 
-def check_record(record: dict, task: str) -> None:
-    """The inputs ``task`` needs are all there (one visual source per image, a text where the task reads one)."""
-    where = f"line {record['line']}: " if "line" in record else ""
+def check_record(record: dict, task: str, source: Path | str | None = None) -> None:
+    """The inputs ``task`` needs are all there and of the right JSON type (one visual source per image, given as
+    a path string; a text where the task reads one); a problem is one ``PredictError`` naming the file and line."""
+    where = (f"{source} " if source else "") + (f"line {record['line']}: " if "line" in record else "")
+    for key in ("image", "features", "image2", "features2", "question", "id"):
+        value = record.get(key)
+        wanted = (str, int) if key == "id" else (str,)
+        if value is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+            what = "a string or a number" if key == "id" else ("a text" if key == "question" else "a file path string")
+            shown = "statement" if key == "question" and task == "nlvr" else key
+            raise PredictError(f"{where}{shown!r} must be {what}, got {type(value).__name__} {json.dumps(value)}")
     for n in ("", "2") if task == "nlvr" else ("",):
         sources = [key for key in (f"image{n}", f"features{n}") if record.get(key)]
         if len(sources) != 1:
@@ -72,9 +80,14 @@ class FeatureSource:
     def grid(self, record: dict, n: str):
         import torch
 
-        if record.get(f"features{n}"):
-            return torch.from_numpy(read_features(Path(record[f"features{n}"]), self.feat_dim))
-        return self.extract(Path(record[f"image{n}"]))
+        try:
+            if record.get(f"features{n}"):
+                return torch.from_numpy(read_features(Path(record[f"features{n}"]), self.feat_dim))
+            return self.extract(Path(record[f"image{n}"]))
+        except PredictError as err:
+            if "line" not in record:
+                raise
+            raise PredictError(f"line {record['line']}: {err}") from None
 
     def extract(self, path: Path):
         from PIL import Image, UnidentifiedImageError
