@@ -181,9 +181,12 @@ class Predictor:
         if backbone is not None:
             model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": backbone, "pretrained": True})
         run_args = config["args"]
+        if backbone is None:  # a run folder of an older version stored the path as typed, relative to its cwd
+            model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": stored_path(model_cfg.backbone, checkpoint)})
         preset = resolve_preset(model_cfg.backbone)
-        tok_name = tokenizer or run_args.get("tokenizer") or (preset.hf_id if preset and preset.hf_id else
-                                                               model_cfg.backbone)
+        stored_tok = run_args.get("tokenizer")
+        tok_name = tokenizer or (stored_path(stored_tok, checkpoint) if stored_tok else None) or (
+            preset.hf_id if preset and preset.hf_id else model_cfg.backbone)
         try:
             tok = load_tokenizer(tok_name)
         except (OSError, ValueError) as err:
@@ -226,6 +229,19 @@ class Predictor:
                  "boxes": torch.zeros(*grids.shape[:-1], 4), "question_ids": index, "img_ids": index,
                  "identifiers": index}
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def stored_path(value: str, checkpoint: Path) -> str:
+    """A backbone or tokenizer path as the run stored it: as is when absolute, a local path here, or not a path
+    (a hub id or preset); a relative path that is not found here is looked up against the checkpoint's folders
+    (the run was started in one of them), e.g. ``snap/demo/<ts>/backbone`` of a run in ``<project>/snap/…``."""
+    path = Path(value)
+    if path.is_absolute() or path.exists() or len(path.parts) < 2:
+        return value
+    for folder in Path(checkpoint).resolve().parents:
+        if (folder / path).exists():
+            return str(folder / path)
+    return value
 
 
 def build_backbone(model_cfg, pet_cfg, seed: int | None):

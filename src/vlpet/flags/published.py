@@ -150,9 +150,13 @@ def _method(args: argparse.Namespace) -> str:
     ) if on]
     if not chosen and args.use_adapter:
         chosen = ["single_adapter"]
+    if not chosen:
+        raise ValueError("the flags select no PET method; pass --method NAME, one of "
+                         f"{', '.join(VLPET_METHODS + BASELINES + LST_METHODS)} (the published flags of that "
+                         "method), or the flags of exactly one published script (scripts/)")
     if len(chosen) != 1:
-        raise ValueError(f"the flags select {len(chosen)} PET methods ({', '.join(chosen) or 'none'}); "
-                         "pass the flags of exactly one published script")
+        raise ValueError(f"the flags select {len(chosen)} PET methods ({', '.join(chosen)}); "
+                         "pass the flags of exactly one published script (or one --method)")
     gated = any(getattr(args, flag) for flag in GATE_FLAGS)
     return T5_NAMES.get(chosen[0], chosen[0]) if backbone_kind(args.backbone) == "t5" and not gated else chosen[0]
 
