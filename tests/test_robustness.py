@@ -219,11 +219,12 @@ def test_flag_error_is_short_with_a_suggestion(capsys):
 
 
 def test_help_and_flag_errors_do_not_import_torch():
-    code = ("import sys; from vlpet.flags.parse import main; rc = main(['--nope']); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(rc)")
+    code = ("import sys; from vlpet.commands.train import main; rc = main(['--nope']); "
+            "rc2 = main(['--method', 'vl-pet-large', '--use_lora']); "  # two methods: refused at parse time
+            "assert 'torch' not in sys.modules, 'torch imported'; print(rc, rc2)")
     done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
                           text=True, timeout=120)
-    assert done.stdout.strip() == "2", done.stderr
+    assert done.stdout.strip() == "2 2", done.stderr
 
 
 def _copy_data(data: Path, tmp_path: Path) -> Path:  # noqa: F811

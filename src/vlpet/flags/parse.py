@@ -71,16 +71,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--fix_gqa_prompt", action="store_true", help='use "gqa: " instead of the official "gpa: "')
 
 
-def make_parser(description: str = "") -> argparse.ArgumentParser:
-    parser = build_parser("python -m vlpet train", description or _doc(), parser_class=FlagParser)
+def make_parser(description: str = "", full: bool = False) -> argparse.ArgumentParser:
+    """The trainer's parser; its --help shows our flags and the common published ones (``full``: every flag)."""
+    parser = build_parser("python -m vlpet train", description or _doc(), parser_class=FlagParser, brief=not full)
     add_arguments(parser)
+    parser.add_argument("--help_all", action="help", help="show every flag: all the official param.py flags too")
+    groups = parser._action_groups  # ours first, after the generic options: the flags a user of this trainer sets
+    ours = [g for g in groups if g.title == "vlpet trainer"]
+    parser._action_groups = groups[:2] + ours + [g for g in groups[2:] if g not in ours]
+    if not full:
+        parser.epilog = ("Every other flag of the official param.py (the PET method switches of the published "
+                         "scripts and more) parses too: --help_all lists them; --method NAME sets a published "
+                         "method's flags for you.")
     return parser
 
 
 def _doc() -> str:
-    return ("The multi-task trainer with the published flag names (pipeline spec §4). Exit codes: 0 done, 2 bad "
-            "input, 3 NaN/inf stop, 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1 (the last three after saving the position "
-            "of the last completed step; continue with the same command plus --resume).")
+    return ("The multi-task trainer with the published flag names, e.g. python -m vlpet train --method "
+            "vl-pet-large --datasets_root datasets. Exit codes: 0 done, 2 bad input, 3 NaN/inf stop, 130 Ctrl-C, "
+            "143 SIGTERM, 138 SIGUSR1 (the last three after saving the position of the last completed step; "
+            "continue with the same command plus --resume).")
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
@@ -98,7 +108,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     """Parse and validate a trainer command line (exits 2 with one line on a flag error)."""
     from .published import explicit_dests, pet_config_from_args
 
-    parser = make_parser()
+    parser = make_parser(full="--help_all" in argv)
     argv = join_negative_values(argv)
     args = parser.parse_args(argv)
     args.method_flags = None
