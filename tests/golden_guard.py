@@ -2,7 +2,8 @@
 official test skipped although its fixtures are present, and a summary of each fixture's max deviation.
 
 A test marked ``golden`` may be skipped only for a reason listed in ``ALLOWED_SKIPS`` (a baseline whose method is
-not implemented, named in vlpet.flags.published.UNSUPPORTED; a torch build without oneDNN for the --onednn copy).
+not implemented, named in vlpet.flags.published.UNSUPPORTED; a torch build without oneDNN for the --onednn copy;
+no CUDA device for the GPU run of the fixtures).
 Any other skip (e.g. a skip condition that looks for a fixture name that moved) is turned into a failure while the
 fixture folders hold fixtures: a silently dead test is a defect.
 """
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-ALLOWED_SKIPS = ("baseline fixture needs", "this torch build")
+ALLOWED_SKIPS = ("baseline fixture needs", "this torch build", "needs CUDA")
 
 
 def pytest_configure(config):

@@ -120,3 +120,31 @@ def test_a_mutant_fails_the_golden_comparison(mutant):
     mutate(model)
     with pytest.raises(AssertionError, match="exceeds the float32 tolerance"):
         compare(fx, outputs(fx, model))
+
+
+def every_fixture_on(device: str) -> None:
+    """Each fixture's encoder output and logits computed on ``device``, within the golden tolerance."""
+    from golden import fixture_names
+
+    for name in fixture_names():
+        fx = Fixture(name)
+        model = fx.build().to(device)
+        feats, boxes = fx.vis()
+        with torch.no_grad():
+            out = model(fx.inputs["input_ids"].to(device), feats.to(device), boxes.to(device),
+                        labels=fx.inputs["target_ids"].to(device), task=fx.meta["task_for_forward_outputs"])
+        fx.check(f"encoder_last_hidden_state ({device})", out.encoder_last_hidden_state.cpu(),
+                 fx.outputs["encoder_last_hidden_state"])
+        fx.check(f"logits ({device})", out.logits.cpu(), fx.outputs["logits"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_every_fixture_on_cuda_within_the_same_tolerance():
+    """The same fixtures on a GPU (TF32 off, the fp32 default): cuBLAS sums in its own order; the bound holds.
+    (The machines this suite was written on have no GPU: the first CUDA run is this test's own check.)"""
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        every_fixture_on("cuda")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
