@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from golden import EPS, ULPS, Fixture, check_close, depth_of
-from vlpet.pet import lst
 
 pytestmark = pytest.mark.golden
 
@@ -100,8 +99,10 @@ def _lst_side_gate(model) -> None:
 
 
 MUTANTS = {
-    "adapter output x1.01": ("official/bart-vlpet-large", lambda m: _scale_output(_site(m, "attn_pet", -1).adapter, 1.01)),
-    "decoder VPA output x1.01": ("official/bart-vlpet-large", lambda m: _scale_output(_site(m, "v_proj.vpa").up, 1.01)),
+    "adapter output x1.01": ("official/bart-vlpet-large",
+                             lambda m: _scale_output(_site(m, "attn_pet", -1).adapter, 1.01)),
+    "decoder VPA output x1.01": ("official/bart-vlpet-large",
+                                 lambda m: _scale_output(_site(m, "v_proj.vpa").up, 1.01)),
     "adapter residual term missing": ("official/bart-vlpet-large", _drop_residual),
     "gate dropped": ("official/bart-vlpet-large", _drop_gate),
     "attn and ffn gates swapped": ("official/bart-vlpet-large", _swap_gates),

@@ -137,3 +137,31 @@ def test_each_configuration_gets_its_own_colour_and_marker(tmp_path, capsys):
     assert a["color"] != b["color"] and a["marker"] != b["marker"]
     assert cli(["report", str(tmp_path / "snap"), "--plot", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "curve_gqa.png").is_file()
+
+
+ODD_VALUES = [None, [], {}, "x", 1.5, True, -1, [1, 2], {"a": {"b": 1}}]
+
+
+def test_any_odd_value_in_any_field_is_reported_or_skipped_by_name(tmp_path, capsys):
+    """Each top-level field of summary.json, and of a metrics record, replaced by each odd JSON value: the report
+    never raises; the folder is either read or skipped with one warning naming it."""
+    good_run(tmp_path / "snap" / "good")
+    folder = good_run(tmp_path / "snap" / "odd", seed=5)
+    summary = json.loads((folder / "summary.json").read_text())
+    records = (folder / "metrics.jsonl").read_text()
+    cases = [("summary.json", {**summary, key: value}) for key in summary for value in ODD_VALUES]
+    cases += [("summary.json", {**summary, "config": {**summary["config"], key: value}})
+              for key in ("pet", "model", "args") for value in ODD_VALUES]
+    first = json.loads(records.splitlines()[0])
+    cases += [("metrics.jsonl", {**first, key: value}) for key in first for value in ODD_VALUES]
+    for i, (name, content) in enumerate(cases):
+        if name == "summary.json":
+            (folder / "summary.json").write_text(json.dumps(content))
+            (folder / "metrics.jsonl").write_text(records)
+        else:
+            (folder / "summary.json").unlink(missing_ok=True)
+            (folder / "metrics.jsonl").write_text(json.dumps(content) + "\n" + "\n".join(records.splitlines()[1:]))
+        fmt = ("md", "json", "csv", "latex")[i % 4]  # each format sees a quarter of the cases
+        assert cli(["report", str(tmp_path / "snap"), "--format", fmt]) == 0, (name, content)
+        lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("note: ")]
+        assert not lines or (len(lines) == 1 and f"skipped run folder {folder}" in lines[0]), (name, content)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..train.summary import DEMO_BACKBONE, METRICS, SUMMARY, backbone_label, final_scores, read_metrics
+from ..train.summary import DEMO_BACKBONE, METRICS, SUMMARY, backbone_label, final_scores
 
 METHOD_LABELS = {"full_finetuning": "Full Fine-tuning", "bitfit": "BitFit", "single_prompt": "Prompt Tuning",
                  "single_compacter": "Compacter", "hyperformer": "HyperFormer", "single_lora": "LoRA",
