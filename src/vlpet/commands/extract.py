@@ -23,12 +23,14 @@ import json
 import sys
 from pathlib import Path
 
+from . import plain
+
 IMAGE_MODELS = ("RN101",)
 VIDEO_MODEL = "openai/clip-vit-base-patch32"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
+    parser.description = plain(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", metavar="DIR", help="image folder (walked recursively)")

@@ -14,6 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+from . import plain
+
 CONVERTERS = ("vqa", "gqa", "nlvr", "caption")
 DOWNLOADS = ("vqa", "gqa", "nlvr", "caption", "weights", "archive")
 
@@ -96,7 +98,7 @@ def main(argv: list[str]) -> int:
     """``python -m vlpet prepare ARGS``; a user mistake is one ``error:`` line and exit status 2."""
     from ..prepare.raw import PrepareError
 
-    parser = argparse.ArgumentParser(prog="python -m vlpet prepare", description=__doc__, allow_abbrev=False,
+    parser = argparse.ArgumentParser(prog="python -m vlpet prepare", description=plain(__doc__), allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
