@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from vlpet.data.layout import DataLayout  # noqa: E402
 from vlpet.data.multitask import MultitaskLoader, build_datasets, build_loaders  # noqa: E402
-from vlpet.data.synth import synth_words, write_synthetic  # noqa: E402
+from vlpet.synth.image import synth_words, write_synthetic  # noqa: E402
 from vlpet.data.tokenizer import build_tokenizer  # noqa: E402
 from vlpet.prepare.pack import feature_folders, pack_folder  # noqa: E402
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vlpet.prepare.cli import main as prepare  # noqa: E402
+from vlpet.commands.prepare import main as prepare  # noqa: E402
 
 FULL = {"vqa": 658_111, "gqa": 1_087_640, "nlvr": 100_322}
 ANSWERS = ("yes", "no", "2", "red", "Yes", "two", "dont know", "tennis")

@@ -4,7 +4,7 @@ Usage: ``python bench/train_step.py --backbone {bart-base,t5-base} --method M [-
 [--warmup W] [--batch 8] [--threads T] [--device auto|cpu|cuda]``. Prints ONE JSON line.
 
 The model is the full-size preset with random weights (no download), the method's published configuration
-(``vlpet.param.method_preset``), in train mode (dropout on). The batch has ``--batch`` samples of 20 text tokens,
+(``vlpet.flags.published.method_preset``), in train mode (dropout on). The batch has ``--batch`` samples of 20 text tokens,
 49 raw grid features (pooled by the model to 36 visual tokens) with zero boxes, and 20-token targets. One step is
 forward, ``sample_mean_loss``, backward, ``clip_grad_norm_(5)`` on the trainable parameters, the trainer's optimizer
 step (``HFAdamW``, the HF 4.2.1 update rule, over the official weight-decay groups), ``zero_grad()`` (grads to None,
@@ -71,7 +71,7 @@ from vlpet.models.build import build_model  # noqa: E402
 from vlpet.models.onednn import use_onednn  # noqa: E402
 from vlpet.train.speed import compile_model  # noqa: E402
 from vlpet.models.presets import resolve_preset  # noqa: E402
-from vlpet.param import BASELINES, LST_METHODS, VLPET_METHODS, method_preset  # noqa: E402
+from vlpet.flags.published import BASELINES, LST_METHODS, VLPET_METHODS, method_preset  # noqa: E402
 from vlpet.pet.trainable import count_parameters  # noqa: E402
 
 PUBLIC_BACKBONES = ("bart-base", "t5-base")

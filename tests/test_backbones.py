@@ -12,7 +12,7 @@ from vlpet.losses import sample_mean_loss
 from vlpet.models.build import build_model
 from vlpet.models.presets import PRESETS, build_lm
 from vlpet.models.visual import visual_inputs
-from vlpet.param import method_preset
+from vlpet.flags.published import method_preset
 from vlpet.pet import apply_method
 from vlpet.pet.hosts import PETMBartEncoderLayer, PETT5LayerFF
 from vlpet.pet.trainable import count_parameters
@@ -236,7 +236,7 @@ def test_params_closed_form_totals(capsys):
 @pytest.mark.parametrize("backbone,style", [("tiny-mbart", "bart"), ("tiny-t5-v1_1", "t5")])
 def test_trainer_runs_on_the_other_families(data, tmp_path, capsys, backbone, style):  # noqa: F811
     """python -m vlpet train end to end (published flags, 2 tasks) on the tiny mBART and T5 v1.1."""
-    from vlpet.train.main import main as train_main
+    from vlpet.commands.train import main as train_main
 
     flags = argv(data, tmp_path / "run", f"tiny-{style}", "middlex", extra="--tasks vqa,nlvr")
     flags[flags.index("--backbone") + 1] = backbone

@@ -102,7 +102,7 @@ def test_hyperformer_needs_the_task():
 def test_t5_bitfit_adds_the_official_biases():
     """LST repository's BitFit on stock T5: every Linear / T5LayerNorm gets a bias, initialised as that code's
     constructors leave them (spec t5-baselines-lst.md §4.2), and only biases + the visual embedding train."""
-    from vlpet.param import method_preset
+    from vlpet.flags.published import method_preset
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="tiny-t5", feat_dim=16), method_preset("bitfit", "t5"))

@@ -8,7 +8,7 @@ import torch
 
 from vlpet.config import ModelConfig
 from vlpet.models.build import build_model
-from vlpet.param import method_preset
+from vlpet.flags.published import method_preset
 
 
 @pytest.mark.parametrize("backbone,kind", [("tiny-bart", "bart"), ("tiny-t5", "t5")])

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from vlpet.__main__ import main
-from vlpet.data.synth import main as synth_main
-from vlpet.data.synth import synth_words, write_originals
+from vlpet.synth.__main__ import main as synth_main
+from vlpet.synth.image import synth_words, write_originals
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.features.resnet import ModifiedResNet
 from vlpet.prepare.raw import file_digest

@@ -11,7 +11,7 @@ from vlpet.data.caption import CaptionDataset
 from vlpet.data.gqa import GQADataset
 from vlpet.data.layout import DataError, DataLayout, resolve_root
 from vlpet.data.nlvr import NLVRDataset
-from vlpet.data.synth import write_synthetic
+from vlpet.synth.image import write_synthetic
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.data.vqa import VQADataset
 

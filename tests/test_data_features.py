@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from vlpet.data.features import FeatureReader
 from vlpet.data.layout import DataLayout
-from vlpet.data.synth import write_synthetic
+from vlpet.synth.image import write_synthetic
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.data.vqa import VQADataset
 

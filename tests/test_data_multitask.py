@@ -9,7 +9,7 @@ import torch
 from vlpet.data.layout import DataLayout
 from vlpet.data.multitask import (MultitaskLoader, build_datasets, build_loaders, epoch_task_order, task_batch_sizes,
                                   task_prompts)
-from vlpet.data.synth import synth_words, write_synthetic
+from vlpet.synth.image import synth_words, write_synthetic
 from vlpet.data.tokenizer import build_tokenizer
 
 ID_KEY = {"vqa": "question_ids", "gqa": "question_ids", "nlvr": "uids", "caption": "sents"}

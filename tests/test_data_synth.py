@@ -14,7 +14,8 @@ import pytest
 
 from vlpet.data.layout import DataLayout
 from vlpet.data.multitask import SPLITS, build_datasets
-from vlpet.data.synth import COLORS, SHAPES, SLOTS, STATEMENTS, Scene, World, main, synth_words, write_synthetic
+from vlpet.synth.image import COLORS, SHAPES, SLOTS, STATEMENTS, Scene, World, synth_words, write_synthetic
+from vlpet.synth.__main__ import main
 from vlpet.data.tokenizer import build_tokenizer
 
 SEED, F = 3, 16
@@ -148,7 +149,7 @@ def test_main_writes_and_reports(tmp_path, capsys):
 
 def test_module_cli(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
-    out = subprocess.run([sys.executable, "-m", "vlpet.data.synth", "--root", str(tmp_path), "--n-train", "1",
+    out = subprocess.run([sys.executable, "-m", "vlpet.synth", "--root", str(tmp_path), "--n-train", "1",
                           "--n-val", "1", "--n-test", "1", "--feat-dim", "8"], env=env, capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout)["root"] == str(tmp_path)

@@ -13,7 +13,7 @@ PAGE = ROOT / "docs" / "extending.md"
 
 def test_the_tutorials_code_is_the_repositorys_code():
     marked = [b for b in blocks(PAGE) if b.marker in ("file", "excerpt")]
-    assert {b.target for b in marked} >= {"src/vlpet/pet/ssf.py", "src/vlpet/pet/__init__.py", "src/vlpet/param.py",
+    assert {b.target for b in marked} >= {"src/vlpet/pet/ssf.py", "src/vlpet/pet/__init__.py", "src/vlpet/flags/published.py",
                                           "scripts/image-text/ssf.sh"}
     problems = [f"docs/extending.md:{b.line}: {p}" for b in marked if (p := check_against_repository(b))]
     assert not problems, "\n".join(problems)
@@ -30,8 +30,8 @@ def test_the_tutorial_builds_trains_and_checkpoints_ssf(tmp_path, monkeypatch, c
 
 
 def test_the_launcher_selects_ssf():
-    from vlpet.param import pet_config_from_args
-    from vlpet.train.cli import make_parser
+    from vlpet.flags.parse import make_parser
+    from vlpet.flags.published import pet_config_from_args
 
     env = dict(os.environ, VLPET_PRINT_ARGS="1")
     done = subprocess.run(["bash", str(ROOT / "scripts" / "image-text" / "ssf.sh"), "20000", "42"], env=env,

@@ -12,7 +12,7 @@ from PIL import Image
 
 from test_features_image import one_thread  # noqa: F401 (autouse fixture)
 from vlpet.__main__ import main
-from vlpet.data.synth import CELL, RGB, write_synthetic
+from vlpet.synth.image import CELL, RGB, write_synthetic
 from vlpet.features.image import GridExtractor, extract_images
 from vlpet.features.resnet import ModifiedResNet
 

@@ -15,6 +15,7 @@ from vlpet.config import ModelConfig, PETConfig
 from vlpet.models.build import build_model
 from vlpet.pet import lst
 
+pytestmark = pytest.mark.golden
 NAME = "official-lst/t5-lst"
 INIT = Path(__file__).resolve().parent / "fixtures" / "official-lst" / "t5-lst" / "lst_init.safetensors"
 
@@ -111,7 +112,7 @@ def test_other_methods_skip_the_hook(tmp_path):
     ("--encoder_side_layers [1,3]", "not implemented"),
 ])
 def test_unsupported_lst_options_are_rejected_by_name(flags, message):
-    from vlpet.param import build_parser, pet_config_from_args
+    from vlpet.flags.published import build_parser, pet_config_from_args
 
     args = build_parser("t", "").parse_args(f"--backbone t5-base --use_side_transformers {flags}".split())
     with pytest.raises(ValueError, match=message):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vlpet import evaluate
+from vlpet.commands import evaluate
 from vlpet.metrics import EvaluationError
 from vlpet.metrics.caption import score_caption
 from vlpet.metrics.gqa import score_gqa

@@ -16,9 +16,9 @@ from vlpet.config import ModelConfig, SpeedConfig
 from vlpet.losses import sample_mean_loss
 from vlpet.models import onednn
 from vlpet.models.build import build_model
-from vlpet.param import method_preset
-from vlpet.train.main import main as train_main
-from vlpet.train.main import make_parser
+from vlpet.flags.published import method_preset
+from vlpet.commands.train import main as train_main
+from vlpet.flags.parse import make_parser
 from vlpet.train.speed import apply_model_options, speed_config_from_args
 
 pytestmark = pytest.mark.skipif(onednn.unavailable() is not None, reason=str(onednn.unavailable()))

@@ -14,7 +14,7 @@ import pytest
 from vlpet.data.features import FeatureReader
 from vlpet.data.layout import DataError, DataLayout
 from vlpet.data.multitask import build_datasets
-from vlpet.data.synth import synth_words, write_synthetic
+from vlpet.synth.image import synth_words, write_synthetic
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.prepare.pack import feature_folders, main, pack_folder
 

@@ -28,23 +28,23 @@ def train(data: Path, out: Path, gate: str, seed: int) -> int:
 @pytest.fixture(scope="module")
 def runs(data, tmp_path_factory):  # noqa: F811
     """snap/<gate>/seed<S> for both gates and three seeds, plus snap/cut: interrupted at its first step."""
-    from vlpet.train import main as trainer
+    from vlpet.train import saver
 
     snap = tmp_path_factory.mktemp("snap")
     for gate in GATES:
         for seed in SEEDS:
             assert train(data, snap / gate / f"seed{seed}", gate, seed) == 0
-    original = trainer.StepSaver.on_step
+    original = saver.StepSaver.on_step
 
     def interrupt(self, done, step):
         original(self, done, step)
         raise KeyboardInterrupt
 
-    trainer.StepSaver.on_step = interrupt
+    saver.StepSaver.on_step = interrupt
     try:
         assert train(data, snap / "cut", "large", 42) == 130
     finally:
-        trainer.StepSaver.on_step = original
+        saver.StepSaver.on_step = original
     return snap
 
 

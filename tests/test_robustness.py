@@ -20,7 +20,8 @@ import torch
 from safetensors.torch import load_file
 
 from test_trainer import SRC, _assert_same, _weights, argv, data  # noqa: F401  (data: the shared fixture)
-from vlpet.train import main as trainer
+
+from vlpet.train import saver, session
 from vlpet.train.checkpoint import NonFiniteStateError, save_checkpoint
 from vlpet.train.lock import RunLock
 
@@ -29,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def train_main(args: list[str]) -> int:
-    return trainer.main(args)
+    from vlpet.commands.train import main
+
+    return main(args)
 
 
 def _state(run: Path) -> dict:
@@ -45,14 +48,14 @@ def full_run(data, tmp_path_factory):  # noqa: F811
 
 
 def _signal_after_step(monkeypatch, sig: int, at: int) -> None:
-    original = trainer.StepSaver.on_step
+    original = saver.StepSaver.on_step
 
     def send(self, done, step):
         original(self, done, step)
         if step == at:
             os.kill(os.getpid(), sig)
 
-    monkeypatch.setattr(trainer.StepSaver, "on_step", send)
+    monkeypatch.setattr(saver.StepSaver, "on_step", send)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138)])
@@ -71,17 +74,17 @@ def test_sigterm_and_sigusr1_save_the_position_and_resume_matches(data, full_run
 
 def test_interrupt_during_validation_saves_the_trained_epoch(data, full_run, tmp_path, monkeypatch, capsys):  # noqa: F811
     cut = tmp_path / "cut"
-    original = trainer._evaluate
+    original = session._evaluate
 
     def interrupted(*a, **kw):
         os.kill(os.getpid(), signal.SIGINT)
         return original(*a, **kw)
 
-    monkeypatch.setattr(trainer, "_evaluate", interrupted)
+    monkeypatch.setattr(session, "_evaluate", interrupted)
     assert train_main(argv(data, cut, epochs=2, extra=FLAGS)) == 130
     err = capsys.readouterr().err
     state = _state(cut)
-    assert state["phase"] == "validate" and state["epoch"] == 0 and "epoch 0" in err and "--resume" in err
+    assert state["phase"] == "validate" and state["epoch"] == 0 and "epoch 1," in err and "--resume" in err
     monkeypatch.undo()
     assert train_main(argv(data, cut, epochs=2, extra=FLAGS + " --resume")) == 0
     records = [json.loads(r) for r in (cut / "metrics.jsonl").read_text().splitlines()]
@@ -91,15 +94,15 @@ def test_interrupt_during_validation_saves_the_trained_epoch(data, full_run, tmp
 
 def test_interrupt_during_the_test_says_so_and_resume_tests(data, tmp_path, monkeypatch, capsys):  # noqa: F811
     out = tmp_path / "run"
-    original = trainer._test
+    original = session._test
 
     def interrupted(*a, **kw):
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(trainer, "_test", interrupted)
+    monkeypatch.setattr(session, "_test", interrupted)
     assert train_main(argv(data, out, extra="--tasks gqa,nlvr")) == 143
     assert "during the test" in capsys.readouterr().err
-    monkeypatch.setattr(trainer, "_test", original)
+    monkeypatch.setattr(session, "_test", original)
     assert train_main(argv(data, out, extra="--tasks gqa,nlvr --resume")) == 0
     assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test"]) == {"nlvr"}
 
@@ -107,7 +110,7 @@ def test_interrupt_during_the_test_says_so_and_resume_tests(data, tmp_path, monk
 def test_nothing_saved_yet_is_said_and_resume_starts_over(data, tmp_path, monkeypatch, capsys):  # noqa: F811
     out = tmp_path / "run"
     _signal_after_step(monkeypatch, signal.SIGTERM, 1)
-    monkeypatch.setattr(trainer.StepSaver, "save_interrupted", lambda self: None)  # as if killed before any save
+    monkeypatch.setattr(saver.StepSaver, "save_interrupted", lambda self: None)  # as if killed before any save
     assert train_main(argv(data, out, extra="--tasks gqa")) == 143
     assert "no checkpoint" in capsys.readouterr().err
     monkeypatch.undo()
@@ -163,7 +166,7 @@ def test_corrupt_last_falls_back_to_the_previous_checkpoint(data, tmp_path, caps
     weights.write_bytes(bytes(raw))
     assert train_main(argv(data, out, epochs=3, extra="--tasks gqa --resume")) == 0
     log = (out / "log.txt").read_text()
-    assert "corrupt" in log and "LAST.prev" in log and "epoch 0" in log
+    assert "corrupt" in log and "LAST.prev" in log and "(epoch 1," in log
 
 
 def test_corrupt_last_without_previous_is_one_line_with_advice(data, tmp_path, capsys):  # noqa: F811
@@ -216,11 +219,12 @@ def test_flag_error_is_short_with_a_suggestion(capsys):
 
 
 def test_help_and_flag_errors_do_not_import_torch():
-    code = ("import sys; from vlpet.train.cli import main; rc = main(['--nope']); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(rc)")
+    code = ("import sys; from vlpet.commands.train import main; rc = main(['--nope']); "
+            "rc2 = main(['--method', 'vl-pet-large', '--use_lora']); "  # two methods: refused at parse time
+            "assert 'torch' not in sys.modules, 'torch imported'; print(rc, rc2)")
     done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
                           text=True, timeout=120)
-    assert done.stdout.strip() == "2", done.stderr
+    assert done.stdout.strip() == "2 2", done.stderr
 
 
 def _copy_data(data: Path, tmp_path: Path) -> Path:  # noqa: F811
@@ -312,7 +316,7 @@ def test_disk_full_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch, ca
     monkeypatch.setattr(st, "save_file", full_disk)
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa")) == 74
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "epoch 0" in err
+    assert "No space left on device" in err and "epoch 1," in err
     assert _state(out)["epoch"] == 0 and load_file(str(out / "LAST" / "pet_weights.safetensors"))
 
 
@@ -333,7 +337,7 @@ def test_signal_during_the_epoch_save_keeps_record_and_checkpoint_together(data,
     """SIGTERM arriving while the epoch's checkpoint is written waits for it: the epoch is complete (record and
     checkpoint), and --resume goes on with the next epoch without validating this one again."""
     out = tmp_path / "run"
-    real = trainer.mark_latest
+    real = saver.mark_latest
 
     def mark_then_term(run_dir, name):
         real(run_dir, name)
@@ -341,11 +345,11 @@ def test_signal_during_the_epoch_save_keeps_record_and_checkpoint_together(data,
             mark_then_term.sent = True
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(trainer, "mark_latest", mark_then_term)
+    monkeypatch.setattr(saver, "mark_latest", mark_then_term)
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa")) == 143
     state = _state(out)
     assert "phase" not in state and state["epoch"] == 0  # an epoch-end checkpoint, not a "validate" one
-    assert "epoch 0" in capsys.readouterr().err
+    assert "epoch 1," in capsys.readouterr().err
     monkeypatch.undo()
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa --resume")) == 0
     records = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]

@@ -16,9 +16,9 @@ from test_trainer import argv, data  # noqa: F401  (the trainer tests' synthetic
 from vlpet.config import ModelConfig, SpeedConfig
 from vlpet.losses import sample_mean_loss
 from vlpet.models.build import build_model
-from vlpet.param import method_preset
-from vlpet.train.main import main as train_main
-from vlpet.train.main import make_parser
+from vlpet.flags.published import method_preset
+from vlpet.commands.train import main as train_main
+from vlpet.flags.parse import make_parser
 from vlpet.train.speed import CompiledForward, compile_model, speed_config_from_args
 
 BACKENDS = ["aot_eager"] + (["inductor"] if os.environ.get("VLPET_SLOW_TESTS") else [])

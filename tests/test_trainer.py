@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vlpet.train.main import main as train_main
+from vlpet.commands.train import main as train_main
 from vlpet_flags import GATES, VLPET
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -24,7 +24,7 @@ T5_EXTRA = "--use_encoder_multihead_up_zero_init --use_encoder_gating_scaling --
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from vlpet.data.synth import synth_words, write_synthetic
+    from vlpet.synth.image import synth_words, write_synthetic
     from vlpet.data.tokenizer import build_tokenizer
 
     root = tmp_path_factory.mktemp("trainer")
@@ -117,24 +117,24 @@ def test_sigkill_mid_epoch_with_step_checkpoints_then_resume(data, tmp_path):
 def test_ctrl_c_mid_epoch_saves_the_position_and_resume_matches(data, tmp_path, monkeypatch, capsys):
     """A real SIGINT after global step 3 (mid-epoch 0): exit 130 with a checkpoint at that step; --resume continues
     at the next batch with the saved RNG states and ends with an uninterrupted run's weights."""
-    from vlpet.train import main as trainer
+    from vlpet.train import saver
 
     full, cut = tmp_path / "full", tmp_path / "cut"
     flags = "--tasks gqa,nlvr --dropout 0.3"
     assert train_main(argv(data, full, epochs=2, extra=flags)) == 0
-    original = trainer.StepSaver.on_step
+    original = saver.StepSaver.on_step
 
     def interrupt_after_step_3(self, done, step):
         original(self, done, step)
         if step == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(trainer.StepSaver, "on_step", interrupt_after_step_3)
+    monkeypatch.setattr(saver.StepSaver, "on_step", interrupt_after_step_3)
     assert train_main(argv(data, cut, epochs=2, extra=flags)) == 130
     assert "--resume" in capsys.readouterr().err
     state = torch.load(cut / "LAST" / "trainer_state.pt", weights_only=True)["state"]
     assert (state["epoch"], state["step"], state["epoch_step"]) == (0, 3, 3)
-    monkeypatch.setattr(trainer.StepSaver, "on_step", original)
+    monkeypatch.setattr(saver.StepSaver, "on_step", original)
     assert train_main(argv(data, cut, epochs=2, extra=flags + " --resume")) == 0
     assert "resumed from" in (cut / "log.txt").read_text() and "step 3/" in (cut / "log.txt").read_text()
     _assert_same(_weights(full), _weights(cut))
@@ -204,7 +204,7 @@ T5_LAUNCHERS = {"T5-full_finetuning.sh": "full_finetuning", "T5-bitfit.sh": "bit
 def test_t5_launchers_run_the_lst_scripts(script, method):
     """The LST repository's scripts (GPU NPROC; one run per seed): each command line selects the method's T5
     configuration, with its published settings, and later flags override them."""
-    from vlpet.param import build_parser, pet_config_from_args
+    from vlpet.flags.published import build_parser, pet_config_from_args
 
     script_path = Path(__file__).resolve().parents[1] / "scripts" / "image-text" / script
     env = dict(os.environ, PYTHON="echo", SEEDS="9595 9596")

@@ -6,10 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from vlpet.data.synth import COLORS, SHAPES, main, write_synthetic_video
+from vlpet.synth.__main__ import main
+from vlpet.synth.image import COLORS, SHAPES
+from vlpet.synth.video import write_video_tree
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.data.video import TASKS, VideoLayout, build_video_datasets, resize_frames
-from vlpet.data.video_synth import VideoWorld, video_synth_words
+from vlpet.synth.video import VideoWorld, video_synth_words
 from vlpet.metrics.video import caption_predictions, score_video_qa, write_value_submission
 
 SEED = 5
@@ -26,7 +28,7 @@ ANN_FILES = {
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("datasets")
-    counts = write_synthetic_video(root, n_train=6, n_val=3, n_test=2, seed=SEED)
+    counts = write_video_tree(root, n_train=6, n_val=3, n_test=2, seed=SEED)
     assert counts == {"tv": 6 + 3 + 2 + 1 + 6 + 3 + 2, "how2": 11, "yc2": 11}
     return root
 

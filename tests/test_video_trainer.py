@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import load_file
 
 from vlpet.train.loop import BestTracker
-from vlpet.train.main import main as train_main
+from vlpet.commands.train import main as train_main
 from vlpet_flags import GATES, VLPET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ SUBMISSIONS = ("tvqa_test_predictions.json", "how2qa_test_public_predictions.jso
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from vlpet.data.tokenizer import build_tokenizer
-    from vlpet.data.video_synth import video_synth_words, write_video_tree
+    from vlpet.synth.video import video_synth_words, write_video_tree
 
     root = tmp_path_factory.mktemp("video-trainer")
     write_video_tree(root / "data", n_train=12, n_val=4, n_test=4, seed=0, feat_dim=32)
@@ -117,7 +117,8 @@ def test_missing_video_tree_names_the_path(data, tmp_path, capsys):
 
 
 def test_default_run_folder_is_multitask_video(data, tmp_path, monkeypatch):
-    from vlpet.train.main import make_parser, run_dir_for
+    from vlpet.flags.parse import make_parser
+    from vlpet.train.main import run_dir_for
 
     args = make_parser().parse_args(["--run_name", "x", "--tasks", "tvqa"])
     assert run_dir_for(args, "bart", video=True) == Path("snap/VLBart_multitask_video/x")

@@ -16,30 +16,23 @@ import argparse
 import sys
 
 
-# subcommand → (module with add_arguments / run, help); only the chosen one is imported (torch is heavy)
-COMMANDS = {
-    "demo": ("vlpet.demo", "offline demo on synthetic data"),
-    "params": ("vlpet.params", "trainable / total parameters of a method"),
-    "evaluate": ("vlpet.evaluate", "score a predictions file with the official metrics"),
-    "extract": ("vlpet.features.cli", "CLIP features of images (RN101 grid) or videos (ViT-B/32)"),
-    "predict": ("vlpet.predict", "predict new inputs with a trained checkpoint"),
-    "report": ("vlpet.report", "tables over seeds from run folders, plots, the paper's rows"),
-}
+from .commands import COMMANDS, module_name, plain
 
 
 def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; the arguments of ``command`` (when it is one of ``COMMANDS``) are added to it."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
+    parser = argparse.ArgumentParser(prog="python -m vlpet", description=plain(__doc__), allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("train", help="the multi-task trainer (see python -m vlpet train --help)", add_help=False)
-    sub.add_parser("prepare", help="rebuild the datasets tree from the original files", add_help=False)
-    for name, (module_name, text) in COMMANDS.items():
+    for name, (text, own_parser) in COMMANDS.items():
+        if own_parser:
+            sub.add_parser(name, help=text, add_help=False)
+            continue
         p = sub.add_parser(name, help=text, allow_abbrev=False)
         if name == command:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(module_name(name))
             module.add_arguments(p)
             p.set_defaults(run=module.run)
     return parser
@@ -47,14 +40,10 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["train"]:  # the trainer has its own parser with every official flag
-        from .train.cli import main as train_main
+    if argv and COMMANDS.get(argv[0], ("", False))[1]:  # train, prepare: their own parsers (every official flag)
+        import importlib
 
-        return train_main(argv[1:])
-    if argv[:1] == ["prepare"]:  # data preparation imports no model code
-        from .prepare.cli import main as prepare_main
-
-        return prepare_main(argv[1:])
+        return importlib.import_module(module_name(argv[0])).main(argv[1:])
     args = _build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.run(args)

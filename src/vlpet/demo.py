@@ -1,12 +1,15 @@
 """``python -m vlpet demo``: the whole pipeline offline on 2 CPU cores in a few minutes.
 
-Writes the synthetic dataset (``vlpet.data.synth``) into a fresh run folder, builds the word-level BART tokenizer
+Writes the synthetic dataset (``vlpet.synth.image``) into a fresh run folder, builds the word-level BART tokenizer
 from its words, pretrains a tiny BART as a text-only denoising language model (as BART itself was pretrained; the
 hub's weights cannot be downloaded offline), saves it as a local backbone folder, loads it with ``from_pretrained``
 and injects VL-PET-large, prints the official Params line, trains VQA, GQA, NLVR2 and COCO caption together with the
 official optimizer, schedule and losses on the frozen backbone, validates every epoch, tests at the end and writes
 ``snap/demo/<timestamp>/``: ``log.txt``, ``metrics.jsonl``, ``config.json``, ``learning_curve.png`` (when
-matplotlib is installed), ``backbone/`` and ``data/``. The last stdout line is one JSON object
+matplotlib is installed), and what a run of one's own reuses offline: ``data/`` (the synthetic datasets tree),
+``tokenizer/`` and ``backbone/`` (``--tokenizer``, ``--backbone`` of ``train``) and ``LAST/`` (the trained VL-PET
+checkpoint, for ``predict --checkpoint``). The log ends with the ``train`` command that trains on them. Paths in
+the files are absolute. The last stdout line is one JSON object
 ``{"run_dir": …, "test": {task: score}, "chance": {task: score}}``; ``chance`` is the best constant guess
 (majority answer / label on the test split, CIDEr of the most frequent training caption).
 
@@ -18,12 +21,10 @@ paper. The demo uses generous PET sizes for its tiny model.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import random
-import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -36,12 +37,13 @@ from tqdm.auto import tqdm
 from .config import ModelConfig, PETConfig, to_dict
 from .data.layout import DataLayout
 from .data.multitask import MultitaskLoader, build_datasets, build_loaders
-from .data.synth import synth_words, write_synthetic
+from .synth.image import synth_words, write_synthetic
 from .data.tokenizer import build_tokenizer
 from .models.build import build_model
 from .pet.trainable import count_parameters, percentage_line
 from .tasks import get_task
 from .train.loop import evaluate, train_epoch
+from .train.checkpoint import save_checkpoint
 from .train.optim import HFAdamW, linear_warmup_schedule, param_groups
 from .train.summary import DEMO_BACKBONE, RunSummary, records_status
 
@@ -82,17 +84,6 @@ class DemoConfig:
 
 # The short config (tests): with VQA and GQA alone (``--tasks vqa,gqa``) about a minute on 2 cores.
 QUICK = dict(epochs=6, n_train=128, n_val=32, n_test=32, pretrain_steps=150)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="snap/demo", help="parent folder of the run folder (default snap/demo)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 10; 6 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="a smaller, shorter run (for tests)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the run (default 42)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 5e-3)")
-    parser.add_argument("--tasks", default=None,
-                        help="comma-separated subset of vqa,gqa,nlvr,caption to train and test (default: all four)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the tqdm bars")
 
 
 def parse_tasks(text: str | None) -> tuple[str, ...]:
@@ -236,19 +227,44 @@ def results_table(test: dict, chance: dict, val_best: dict) -> str:
     return "\n".join(rows)
 
 
+def checkpoint_config(cfg: DemoConfig, model_cfg: ModelConfig, pet_cfg: PETConfig, run_dir: Path) -> dict:
+    """The trainer's checkpoint config for the demo's model, so that ``predict --checkpoint <run>`` reads it."""
+    args = {"seed": cfg.seed, "tokenizer": str(run_dir / "tokenizer"), "backbone": model_cfg.backbone,
+            "datasets_root": str(run_dir / "data"), "num_beams": 5, "gen_max_length": 20,
+            "use_tasks_prompts": True, "fix_gqa_prompt": False, "feat_dim": cfg.feat_dim, "method": "vl-pet-large"}
+    return {"model": to_dict(model_cfg), "pet": to_dict(pet_cfg), "args": args}
+
+
+def train_command(cfg: DemoConfig, run_dir: Path, tasks: tuple[str, ...]) -> str:
+    """``python -m vlpet train`` on the demo's data, tokenizer and backbone with VL-PET-large at the demo's sizes."""
+    return (f"python -m vlpet train --method vl-pet-large --backbone {run_dir / 'backbone'} "
+            f"--tokenizer {run_dir / 'tokenizer'} --datasets_root {run_dir / 'data'} --feat_dim {cfg.feat_dim} "
+            f"--tasks {','.join(tasks)} --adapter_down_dim {cfg.adapter_dim} --adapter_gating_down_dim "
+            f"{cfg.gate_dim} --decoder_enc_attn_value_parallel_adapter_down_dim {cfg.vpa_dim} --lr {cfg.lr} "
+            f"--batch_size {cfg.batch_size} --epochs {cfg.epochs} --num_workers 0 --seed {cfg.seed} "
+            f"--output snap/my_run")
+
+
 @records_status
-def run(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed), ("lr", args.lr)) if v is not None}
-    cfg = DemoConfig(**{**(QUICK if args.quick else {}), **overrides})
+def demo_config(epochs: int | None = None, seed: int | None = None, lr: float | None = None,
+                quick: bool = False) -> DemoConfig:
+    """The demo's configuration: the defaults, ``QUICK`` when ``quick``, then the given overrides."""
+    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed), ("lr", lr)) if v is not None}
+    cfg = DemoConfig(**{**(QUICK if quick else {}), **overrides})
     if cfg.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {cfg.epochs}")
-    tasks = parse_tasks(args.tasks)
-    run_dir = Path(args.out) / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return cfg
+
+
+def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = "snap/demo",
+             show: bool = True) -> int:
+    """Write the synthetic data, pretrain the tiny backbone, train / validate / test VL-PET-large on it, under a
+    fresh ``<out>/<timestamp>/`` run folder; prints the results table and one JSON line."""
+    start = time.perf_counter()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    run_dir = Path(out).absolute() / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir.mkdir(parents=True)
     log_file = (run_dir / "log.txt").open("w")
-    show = not args.no_progress
 
     def log(line: str = "") -> None:
         print(line, flush=True)
@@ -260,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
     write_synthetic(data_root, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed,
                     feat_dim=cfg.feat_dim)
     tokenizer = build_tokenizer("bart", synth_words())
+    tokenizer.save_pretrained(run_dir / "tokenizer")
     log(f"run folder: {run_dir}")
     layout = DataLayout(data_root)
     train_sets = build_datasets(layout, tokenizer, "train", tasks)
@@ -317,23 +334,16 @@ def run(args: argparse.Namespace) -> int:
         test = evaluate(model, test_loaders, tokenizer)
         chance = chance_scores(test_loaders, train_sets)
         metrics.write(json.dumps({"test": test, "chance": chance}) + "\n")
+    save_checkpoint(run_dir / "LAST", model, checkpoint_config(cfg, model_cfg, pet_cfg, run_dir),
+                    {"epoch": cfg.epochs - 1, "step": step})
     log(plot_curve(history, run_dir / "learning_curve.png"))
     log()
     log(results_table(test, chance, best))
     log()
     log(f"total time {time.perf_counter() - start:.1f}s")
+    log(f"train on this data yourself (offline): {train_command(cfg, run_dir, tasks)}")
     log_file.close()
     summary.close("finished")
     print(json.dumps({"run_dir": str(run_dir), "test": {t: round(v, 2) for t, v in test.items()},
                       "chance": {t: round(v, 2) for t, v in chance.items()}}))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlpet.demo", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

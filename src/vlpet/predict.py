@@ -1,4 +1,4 @@
-"""``python -m vlpet predict``: answer a question, caption an image or judge an NLVR2 statement with a trained run.
+"""Prediction with a trained run (``python -m vlpet predict`` fronts it): answer a question, caption an image or judge an NLVR2 statement with a trained run.
 
 Weights: the checkpoint's backbone (its ``config.json`` names the hub id or local directory; ``--backbone``
 overrides) loaded with ``from_pretrained``, then the checkpoint's PET weights. A run trained ``--from_scratch``
@@ -11,7 +11,6 @@ true/false logits). ``--batch FILE.jsonl`` predicts many records and prints one 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -23,58 +22,7 @@ class PredictError(ValueError):
     """A user-facing problem with the inputs of ``predict``; the message names what is missing."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/BEST, RUN/LAST) or a run "
-                                                            "folder (its BEST, else its LAST)")
-    parser.add_argument("--task", required=True, choices=IMAGE_TASKS)
-    parser.add_argument("--question", "--statement", dest="question", default=None,
-                        help="the VQA/GQA question or the NLVR2 statement")
-    for n in ("", "2"):
-        which = "the second image (nlvr)" if n else "the image"
-        parser.add_argument(f"--image{n}", default=None, help=f"a photo of {which} (needs the CLIP extractor)")
-        parser.add_argument(f"--features{n}", default=None, help=f"features of {which}: <img_id>.h5 or .npy (49, F)")
-    parser.add_argument("--batch", default=None, help="a .jsonl file: one record per line with image/features "
-                                                      "(image2/features2 for nlvr), question/statement, optional id")
-    parser.add_argument("--batch_size", type=int, default=16)
-    clip = parser.add_mutually_exclusive_group()
-    clip.add_argument("--clip-weights", dest="clip_weights", default=None, help="CLIP RN101 weights file (--image)")
-    clip.add_argument("--clip-pretrained", dest="clip_pretrained", action="store_true",
-                      help="the published CLIP RN101 weights from the hub (--image)")
-    parser.add_argument("--backbone", default=None, help="backbone weights (hub id or local directory) instead of "
-                                                         "the checkpoint's")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer (hub id or folder) instead of the run's")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--onednn", action="store_true",
-                        help="CPU: the model's Linear layers through oneDNN (faster; fp32-rounding-equal, see README)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.batch_size <= 0:
-        raise PredictError(f"--batch_size must be positive, got {args.batch_size}")
-    records = read_batch(Path(args.batch)) if args.batch else [single_record(args)]
-    for record in records:
-        check_record(record, args.task)
-    predictor = Predictor.load(checkpoint_folder(Path(args.checkpoint)), args.backbone, args.tokenizer, args.device)
-    if args.onednn:
-        from .config import SpeedConfig
-        from .train.speed import apply_model_options
-
-        apply_model_options(predictor.model, SpeedConfig(onednn=True), predictor.device)
-    features = FeatureSource(predictor.feat_dim, args.clip_weights, args.clip_pretrained, args.device)
-    for start in range(0, len(records), args.batch_size):
-        chunk = records[start:start + args.batch_size]
-        predictions = predictor.predict(args.task, chunk, features)
-        for record, prediction in zip(chunk, predictions):
-            print(json.dumps({**record, "prediction": prediction}) if args.batch else prediction, flush=True)
-    return 0
-
-
 # ----------------------------------------------------------------------------------------------------- inputs
-def single_record(args: argparse.Namespace) -> dict:
-    record = {key: getattr(args, key) for key in ("image", "features", "image2", "features2", "question")}
-    return {k: v for k, v in record.items() if v is not None}
-
-
 def read_batch(path: Path) -> list[dict]:
     if not path.is_file():
         raise PredictError(f"--batch file not found: {path}")
@@ -95,9 +43,17 @@ def read_batch(path: Path) -> list[dict]:
     return records
 
 
-def check_record(record: dict, task: str) -> None:
-    """The inputs ``task`` needs are all there (one visual source per image, a text where the task reads one)."""
-    where = f"line {record['line']}: " if "line" in record else ""
+def check_record(record: dict, task: str, source: Path | str | None = None) -> None:
+    """The inputs ``task`` needs are all there and of the right JSON type (one visual source per image, given as
+    a path string; a text where the task reads one); a problem is one ``PredictError`` naming the file and line."""
+    where = (f"{source} " if source else "") + (f"line {record['line']}: " if "line" in record else "")
+    for key in ("image", "features", "image2", "features2", "question", "id"):
+        value = record.get(key)
+        wanted = (str, int) if key == "id" else (str,)
+        if value is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+            what = "a string or a number" if key == "id" else ("a text" if key == "question" else "a file path string")
+            shown = "statement" if key == "question" and task == "nlvr" else key
+            raise PredictError(f"{where}{shown!r} must be {what}, got {type(value).__name__} {json.dumps(value)}")
     for n in ("", "2") if task == "nlvr" else ("",):
         sources = [key for key in (f"image{n}", f"features{n}") if record.get(key)]
         if len(sources) != 1:
@@ -124,9 +80,14 @@ class FeatureSource:
     def grid(self, record: dict, n: str):
         import torch
 
-        if record.get(f"features{n}"):
-            return torch.from_numpy(read_features(Path(record[f"features{n}"]), self.feat_dim))
-        return self.extract(Path(record[f"image{n}"]))
+        try:
+            if record.get(f"features{n}"):
+                return torch.from_numpy(read_features(Path(record[f"features{n}"]), self.feat_dim))
+            return self.extract(Path(record[f"image{n}"]))
+        except PredictError as err:
+            if "line" not in record:
+                raise
+            raise PredictError(f"line {record['line']}: {err}") from None
 
     def extract(self, path: Path):
         from PIL import Image, UnidentifiedImageError
@@ -220,9 +181,12 @@ class Predictor:
         if backbone is not None:
             model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": backbone, "pretrained": True})
         run_args = config["args"]
+        if backbone is None:  # a run folder of an older version stored the path as typed, relative to its cwd
+            model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": stored_path(model_cfg.backbone, checkpoint)})
         preset = resolve_preset(model_cfg.backbone)
-        tok_name = tokenizer or run_args.get("tokenizer") or (preset.hf_id if preset and preset.hf_id else
-                                                               model_cfg.backbone)
+        stored_tok = run_args.get("tokenizer")
+        tok_name = tokenizer or (stored_path(stored_tok, checkpoint) if stored_tok else None) or (
+            preset.hf_id if preset and preset.hf_id else model_cfg.backbone)
         try:
             tok = load_tokenizer(tok_name)
         except (OSError, ValueError) as err:
@@ -265,6 +229,19 @@ class Predictor:
                  "boxes": torch.zeros(*grids.shape[:-1], 4), "question_ids": index, "img_ids": index,
                  "identifiers": index}
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def stored_path(value: str, checkpoint: Path) -> str:
+    """A backbone or tokenizer path as the run stored it: as is when absolute, a local path here, or not a path
+    (a hub id or preset); a relative path that is not found here is looked up against the checkpoint's folders
+    (the run was started in one of them), e.g. ``snap/demo/<ts>/backbone`` of a run in ``<project>/snap/…``."""
+    path = Path(value)
+    if path.is_absolute() or path.exists() or len(path.parts) < 2:
+        return value
+    for folder in Path(checkpoint).resolve().parents:
+        if (folder / path).exists():
+            return str(folder / path)
+    return value
 
 
 def build_backbone(model_cfg, pet_cfg, seed: int | None):

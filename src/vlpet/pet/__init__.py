@@ -28,7 +28,7 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "single_lora": apply_lora,
     "single_prompt": apply_prompt,
     "hyperformer": apply_hyperformer,
-    # The Ladder-Side-Tuning repository's T5 configurations (its script names; presets in vlpet.param).
+    # The Ladder-Side-Tuning repository's T5 configurations (its script names; presets in vlpet.flags.published).
     "lora": apply_lora,
     "adapter": apply_adapter,
     "prompt_tuning": apply_prompt,

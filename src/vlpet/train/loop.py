@@ -55,7 +55,7 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     params = [p for p in model.parameters() if p.requires_grad]
     losses: dict[str, list[torch.Tensor]] = {}
     pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet checked
-    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not show, leave=False, dynamic_ncols=True)  # from 1
     for batch in bar:
         task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
@@ -90,7 +90,7 @@ def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar)
     values = torch.stack([loss for _, _, loss in pending]).tolist()
     for (step, task, _), value in zip(pending, values):
         if not math.isfinite(value):
-            raise NonFiniteLossError(f"loss is {value} at step {step} (epoch {epoch}), task {task}")
+            raise NonFiniteLossError(f"loss is {value} at step {step} (epoch {epoch + 1}), task {task}")
     bar.set_postfix(task=pending[-1][1], loss=f"{values[-1]:.3f}")
     pending.clear()
 

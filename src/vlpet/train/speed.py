@@ -27,7 +27,7 @@ import torch
 
 from ..config import SpeedConfig
 from ..models import onednn
-from .cli import check_save_every
+from ..flags.parse import check_save_every
 
 
 def _stderr(text: str) -> None:

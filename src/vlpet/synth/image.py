@@ -9,8 +9,8 @@ colour and shape patterns to its cell, over small non-negative noise (like post-
 * captions name the objects in reading order ("a red circle and a blue square").
 
 All are functions of the features a small model can learn. Usage:
-``python -m vlpet.data.synth --root DIR [--n-train N --n-val N --n-test N --seed S --feat-dim F]``;
-``--video`` also writes the video tree (``--video only``: just the video tree; see ``video_synth``).
+``python -m vlpet.synth --root DIR [--n-train N --n-val N --n-test N --seed S --feat-dim F]``;
+``--video`` also writes the video tree (``--video only``: just the video tree; see ``synth.video``).
 ``--images DIR`` also renders every scene as an image file ``DIR/<COCO|VG|GQA|nlvr>/<img_id>.png`` (or ``.jpg``):
 each object drawn in its colour and shape in its cell of a 7x7 grid of 32-pixel cells, on a grey background, so the
 feature extractor (``python -m vlpet extract``) can be run end to end on real-format images.
@@ -23,7 +23,6 @@ the answer vocabularies, which ``prepare`` copies from the real release).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import Counter
@@ -38,8 +37,8 @@ from ..prepare.gqa import SUBMIT_FILE as GQA_SUBMIT_FILE
 from ..prepare.karpathy import KARPATHY_FILE
 from ..prepare.manifest import NLVR_FILES
 from ..prepare.vqa import annotations_file, questions_file
-from .features import N_GRID
-from .layout import GQA_VG_SPLITS, DataLayout, h5_path
+from ..data.features import N_GRID
+from ..data.layout import GQA_VG_SPLITS, DataLayout, h5_path
 
 COLORS = ("red", "green", "blue", "yellow")
 RGB = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 60, 220), "yellow": (235, 210, 30)}
@@ -325,7 +324,7 @@ def write_vqa(writer: Writer, images: dict) -> None:
                                           "question_id": entry["question_id"]})
         writer.tree(entries, DataLayout.vqa_split, split)
     for subset, anns in annotations.items():
-        header = {"info": {"description": "synthetic VQA annotations (vlpet.data.synth)"}, "license": {},
+        header = {"info": {"description": "synthetic VQA annotations (vlpet.synth.image)"}, "license": {},
                   "data_subtype": subset, "data_type": "mscoco"}
         writer.tree({**header, "annotations": anns}, DataLayout.vqa_annotations, subset)
         writer.original(vqa_original("Annotations", subset), {**header, "annotations": anns})
@@ -427,45 +426,3 @@ def write_originals(raw: str | Path, images: str | Path | None = None, n_train: 
                     image_format, Path(raw))
     write_world(writer, sizes)
     return dict(writer.drawn)
-
-
-def write_synthetic_video(root: str | Path, n_train: int = 64, n_val: int = 16, n_test: int = 16, seed: int = 0,
-                          feat_dim: int = 512) -> dict[str, int]:
-    """Write the synthetic video tree (TVQA, How2QA, TVC, YC2C in the VALUE layout) under ``<root>/video``; returns
-    the number of npz files per source folder (tv, how2, yc2). See ``video_synth`` for what the videos show."""
-    from .video_synth import write_video_tree
-
-    return write_video_tree(root, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, feat_dim=feat_dim)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: write the synthetic tree and print one JSON line with the h5 counts."""
-    parser = argparse.ArgumentParser(prog="python -m vlpet.data.synth", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", required=True, help="datasets root to write (created if missing)")
-    for name in ("n_train", "n_val", "n_test"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=DEFAULTS[name],
-                            help=f"images per task in the {name[2:]} split (default {DEFAULTS[name]})")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--feat-dim", type=int, default=DEFAULTS["feat_dim"], help="feature size (RN101: 2048)")
-    parser.add_argument("--video", choices=("no", "also", "only"), nargs="?", const="also", default="no",
-                        help="also write the video tree (datasets/video, 512-d features; --feat-dim applies to the "
-                             "images), or with 'only' write just the video tree")
-    parser.add_argument("--images", metavar="DIR", default=None,
-                        help="also render every scene as an image file under DIR/<COCO|VG|GQA|nlvr>/")
-    parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="png", help="rendered image format")
-    parser.add_argument("--originals", metavar="RAW", default=None,
-                        help="also write the same world as the original files (VQA v2, Karpathy, GQA 1.2, NLVR2) "
-                             "below RAW, the input of python -m vlpet prepare")
-    args = parser.parse_args(argv)
-    result = {"root": str(args.root)}
-    if args.video != "only":
-        result["h5_files"] = write_synthetic(args.root, args.n_train, args.n_val, args.n_test, args.seed, args.feat_dim,
-                                             args.images, args.image_format, args.originals)
-    if args.video != "no":
-        result["npz_files"] = write_synthetic_video(args.root, args.n_train, args.n_val, args.n_test, args.seed)
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

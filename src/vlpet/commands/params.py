@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .config import ModelConfig, PETConfig
-from .models.build import build_on_meta
-from .models.presets import PRESETS, resolve_preset
-from .config import GATE_KINDS
-from .param import BASELINES, LST_METHODS, PET_OVERRIDES, VLPET_METHODS, method_preset
-from .pet.trainable import count_parameters, percentage_line
+from ..config import ModelConfig, PETConfig
+from ..models.build import build_on_meta
+from ..models.presets import PRESETS, resolve_preset
+from ..config import GATE_KINDS
+from ..flags.published import BASELINES, LST_METHODS, PET_OVERRIDES, VLPET_METHODS, method_preset
+from ..pet.trainable import count_parameters, percentage_line
 
 
 METHOD_HELP = (

@@ -1,6 +1,6 @@
 """The official ``src/param.py`` flags (HenryHZY/VL-PET @7430cad): name, type, default, meaning.
 
-Data, not logic: ``vlpet.param`` builds its parser from this table so that every published command line
+Data, not logic: ``vlpet.flags.published`` builds its parser from this table so that every published command line
 parses (all 239; the spec table lists 237). Types: flag (store_true), bool (the official str2bool), int, float, str."""
 
 # fmt: off

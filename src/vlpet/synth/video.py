@@ -10,7 +10,7 @@ between 16 and 128 frames, so the loader both zero-pads and max-pools them; the 
 * Subtitles are uninformative filler lines. TVQA ``ts`` is a string "s-e", TVC/YC2C ``ts`` a list [s, e].
 * TVQA's ``test_release`` repeats the ``test_public`` questions (as VALUE's does, §9 item 9).
 
-So every label is a function of the features. Written by ``synth.write_synthetic_video`` (``--video``).
+So every label is a function of the features. Written by ``write_video_tree`` (``python -m vlpet.synth --video``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .synth import COLORS, SHAPES
-from .video import FEAT_DIM, N_CHOICES, PROMPTS, VideoLayout
+from .image import COLORS, SHAPES
+from ..data.video import FEAT_DIM, N_CHOICES, PROMPTS, VideoLayout
 
 MIN_FRAMES, MAX_FRAMES = 16, 128
 SHOWS = {"friends": "Friends", "bbt": "The Big Bang Theory", "castle": "Castle", "house": "House M.D."}

@@ -1,0 +1,32 @@
+"""Batches onto the run's device (non-blocking copies from pinned host memory on CUDA)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceLoader:
+    """Moves every tensor of a batch to ``device``; keeps ``len`` and ``set_epoch``."""
+
+    def __init__(self, loader, device: torch.device):
+        self.loader, self.device = loader, device
+        self.dataset = getattr(loader, "dataset", None)  # evaluation reads the references from it
+
+    def __len__(self):
+        return len(self.loader)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.loader.steps_per_epoch
+
+    @property
+    def start(self) -> int:
+        return self.loader.start
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.loader.set_epoch(epoch, start)
+
+    def __iter__(self):
+        for batch in self.loader:
+            # the loaders pin host memory on CUDA, so these copies overlap with the work already queued
+            yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
