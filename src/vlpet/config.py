@@ -78,6 +78,10 @@ class PETConfig:
     side_reduction_factor: int = field(default=8, metadata={"help": "LST side width d / this (the script: 4)"})
     side_init: str = field(default="fisher-v2", metadata={"help": f"LST side init: {', '.join(SIDE_INITS)}"})
     samples_for_fisher: int = field(default=1024, metadata={"help": "LST: training samples of the Fisher pass"})
+    # method "peft": any huggingface/peft tuner on the language model (vlpet.pet.peft_bridge).
+    peft: dict[str, Any] | None = field(default=None, metadata={"help": "the peft config (adapter_config.json)"})
+    unfreeze_bias: bool = field(default=False, metadata={"help": "peft: also train every bias (DoRA's flag)"})
+    unfreeze_layer_norms: bool = field(default=False, metadata={"help": "peft: also train every LayerNorm (DoRA)"})
 
     def __post_init__(self):
         self.gate = self.gate.lower()
@@ -91,6 +95,8 @@ class PETConfig:
         if self.adapter_dim % self.num_heads:
             raise ValueError(f"adapter_dim {self.adapter_dim} must be divisible by num_heads {self.num_heads}")
         self.tasks = tuple(self.tasks)
+        if (self.method == "peft") != (self.peft is not None):
+            raise ValueError("a peft config (--peft_config) goes with method 'peft', and only with it")
         if self.init not in ("auto", "bart", "torch"):
             raise ValueError(f"init must be auto, bart or torch, got {self.init!r}")
 

@@ -75,6 +75,10 @@ def add_official_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser(prog: str, description: str, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser = parser_class(prog=prog, description=description, allow_abbrev=False)
     add_official_flags(parser)
+    parser.add_argument("--peft_config", default=None, metavar="PATH",
+                        help="any huggingface/peft tuner on the language model: an adapter_config.json or its folder "
+                             "(replaces the method flags; --unfreeze_bias / --unfreeze_layer_norms add to it as in "
+                             "DoRA's scripts; docs/peft.md)")
     return parser
 
 
@@ -115,6 +119,8 @@ def model_config_from_args(args: argparse.Namespace, explicit: set[str] | None =
 def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
     """The PET method an official command line selects (model spec §1.2, §1.4)."""
     check_supported(args)
+    if getattr(args, "peft_config", None):
+        return peft_pet_config(args)
     gates = [(kind, zero_flag) for flag, (kind, zero_flag) in GATE_FLAGS.items() if getattr(args, flag)]
     if len(gates) > 1:
         raise ValueError("choose at most one --use_encoder_adapter_gating_* flag")
@@ -139,15 +145,30 @@ def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
     return PETConfig(method=_method(args), **common)
 
 
-def _method(args: argparse.Namespace) -> str:
-    if args.use_compacter and (args.shared_phm_rule or args.factorized_phm):
-        raise ValueError("Compacter is implemented as published: --shared_phm_rule False --factorized_phm False")
-    chosen = [name for name, on in (
+def peft_pet_config(args: argparse.Namespace) -> PETConfig:
+    """``--peft_config PATH``: the tuner peft applies; DoRA's --unfreeze_bias / --unfreeze_layer_norms add to it."""
+    from .pet.peft_bridge import pet_config
+
+    others = [name for name in _chosen(args) if name != "bitfit"] + (["single_adapter"] if args.use_adapter else [])
+    if others or args.use_bitfit:
+        raise ValueError("--peft_config replaces the method flags; drop the flags of "
+                         f"{', '.join(others or ['bitfit'])}")
+    return pet_config(args.peft_config, args.unfreeze_bias, args.unfreeze_layer_norms, not args.freeze_vis_emb)
+
+
+def _chosen(args: argparse.Namespace) -> list[str]:
+    return [name for name, on in (
         ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias or args.use_bitfit),
         ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
         ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
         ("hyperformer", args.use_hyperformer), ("lst", args.use_side_transformers),
     ) if on]
+
+
+def _method(args: argparse.Namespace) -> str:
+    if args.use_compacter and (args.shared_phm_rule or args.factorized_phm):
+        raise ValueError("Compacter is implemented as published: --shared_phm_rule False --factorized_phm False")
+    chosen = _chosen(args)
     if not chosen and args.use_adapter:
         chosen = ["single_adapter"]
     if len(chosen) != 1:

@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{flag}", type=kind, default=None, help=f"override the published {field}")
     parser.add_argument("--adapter_train_layer_norms", action="store_true",
                         help="adapter (T5): also train the LayerNorms, as --unfreeze_layer_norms intends (8.00 %%)")
+    parser.add_argument("--peft_config", default=None, metavar="PATH",
+                        help="count a huggingface/peft tuner instead of --method (adapter_config.json or its folder)")
+    parser.add_argument("--unfreeze_bias", action="store_true", help="with --peft_config: also train every bias")
+    parser.add_argument("--unfreeze_layer_norms", action="store_true",
+                        help="with --peft_config: also train every LayerNorm")
     parser.add_argument("--feat_dim", type=int, default=None, help="visual feature size (2048 image, 512 video)")
     parser.add_argument("--n_boxes", type=int, default=None, help="visual tokens (36 image, 64 video)")
 
@@ -49,8 +54,18 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, PETConfig]:
     preset = resolve_preset(args.backbone)
     if preset is None:
         raise ValueError(f"unknown backbone {args.backbone!r} for counting; choose one of {sorted(PRESETS)}")
-    pet = scaled_to_width(method_preset(args.method, preset.kind, args.vlpet_gate), preset.arch["d_model"])
+    if args.peft_config:
+        from .pet.peft_bridge import pet_config
+
+        pet = pet_config(args.peft_config, args.unfreeze_bias, args.unfreeze_layer_norms)
+    elif args.unfreeze_bias or args.unfreeze_layer_norms:
+        raise ValueError("--unfreeze_bias / --unfreeze_layer_norms add to a --peft_config; --method bitfit is "
+                         "the published BitFit")
+    else:
+        pet = scaled_to_width(method_preset(args.method, preset.kind, args.vlpet_gate), preset.arch["d_model"])
     overrides = {field: getattr(args, flag) for flag, field in PET_OVERRIDES.items() if getattr(args, flag) is not None}
+    if overrides and args.peft_config:
+        raise ValueError(f"--{next(iter(overrides))} sizes a published method, not a --peft_config")
     pet = PETConfig(**{**vars(pet), **overrides, "adapter_train_layer_norms": args.adapter_train_layer_norms})
     feat_dim = args.feat_dim or (512 if args.video else 2048)
     n_boxes = args.n_boxes or (64 if args.video else 36)
@@ -72,7 +87,14 @@ def scaled_to_width(pet: PETConfig, d_model: int, published_d: int = 768) -> PET
 
 def run(args: argparse.Namespace) -> int:
     model_cfg, pet_cfg = configs(args)
-    trainable, total = count_parameters(build_on_meta(model_cfg, pet_cfg))
+    model = build_on_meta(model_cfg, pet_cfg)
+    trainable, total = count_parameters(model)
     print(percentage_line(trainable, total))
-    print(json.dumps({"trainable": trainable, "total": total, "percent": round(100 * trainable / total, 4)}))
+    record = {"trainable": trainable, "total": total, "percent": round(100 * trainable / total, 4)}
+    if pet_cfg.method == "peft":
+        from .pet.peft_bridge import parts_line, trainable_parts
+
+        record["parts"] = trainable_parts(model)
+        print(parts_line(record["parts"]))
+    print(json.dumps(record))
     return 0

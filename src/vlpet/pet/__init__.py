@@ -15,6 +15,7 @@ from .bitfit import apply_bitfit, apply_full_finetuning
 from .hyperformer import apply_hyperformer
 from .lora import apply_lora
 from .lst import apply_lst
+from .peft_bridge import apply_peft
 from .prompt import apply_prompt
 from .vl_pet import apply_vlpet
 
@@ -32,6 +33,8 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "adapter": apply_adapter,
     "prompt_tuning": apply_prompt,
     "lst": apply_lst,
+    # any huggingface/peft tuner on the language model (--peft_config)
+    "peft": apply_peft,
 }
 
 
