@@ -24,8 +24,9 @@ class PredictError(ValueError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/BEST, RUN/LAST) or a run "
-                                                            "folder (its BEST, else its LAST)")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/BEST, RUN/LAST), a run "
+                                                            "folder (its BEST, else its LAST), a folder `vlpet export` "
+                                                            "wrote, or its Hub repo id (owner/name)")
     parser.add_argument("--task", required=True, choices=IMAGE_TASKS)
     parser.add_argument("--question", "--statement", dest="question", default=None,
                         help="the VQA/GQA question or the NLVR2 statement")
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     records = read_batch(Path(args.batch)) if args.batch else [single_record(args)]
     for record in records:
         check_record(record, args.task)
-    predictor = Predictor.load(checkpoint_folder(Path(args.checkpoint)), args.backbone, args.tokenizer, args.device)
+    from .hub_export import resolve
+
+    predictor = Predictor.load(checkpoint_folder(resolve(args.checkpoint)), args.backbone, args.tokenizer, args.device)
     if args.onednn:
         from .config import SpeedConfig
         from .train.speed import apply_model_options

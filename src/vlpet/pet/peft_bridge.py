@@ -100,6 +100,13 @@ def build_peft_config(data: dict, total_steps: int | None = None, where: str = "
     return config
 
 
+def for_run(cfg, total_steps: int):
+    """``cfg`` with AdaLoRA's missing ``total_step`` set to the run's optimizer steps (recorded in config.json)."""
+    if cfg.method != "peft" or str(cfg.peft.get("peft_type", "")).upper() != "ADALORA" or cfg.peft.get("total_step"):
+        return cfg
+    return type(cfg)(**{**vars(cfg), "peft": {**cfg.peft, "total_step": total_steps}})
+
+
 def peft_config_dict(config) -> dict:
     """JSON-ready dict of a ``PeftConfig`` (sets become sorted lists)."""
     out = {}

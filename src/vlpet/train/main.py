@@ -30,6 +30,7 @@ from ..models.build import build_model
 from ..param import model_config_from_args, pet_config_from_args
 from ..pet.lst import init_side_network
 from ..pet.official import CheckpointError
+from ..pet.peft_bridge import for_run, tuner_hooks
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import (NonFiniteStateError, capture_rng, describe_checkpoint, latest_checkpoint, load_checkpoint,
                          mark_latest, previous_checkpoint, save_checkpoint)
@@ -213,6 +214,7 @@ def train(args, runs: list | None = None) -> int:
     names = task_list(args)
     video = is_video(names)
     loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
+    pet_cfg = for_run(pet_cfg, args.epochs * loaders["train"].steps_per_epoch)  # AdaLoRA: total_step of the run
     seed_everything(args.seed)
     model = load_source("backbone", model_cfg.backbone, lambda _: build_model(model_cfg, pet_cfg)).to(d.device)
     loaded = load_initial_weights(model, args.load) if args.load and not args.resume else None
@@ -259,8 +261,9 @@ class Run:
         speed.apply_backends(self.speed)
         speed.apply_model_options(model, self.speed, d.device)
         self.tracker = BestTracker(args.tasks)
+        self.hooks = tuner_hooks(model)  # a peft tuner's loop hooks (AdaLoRA's rank schedule), else None
         self.saver = StepSaver(run_dir, model, config, self.optimizer, self.scheduler, self.tracker,
-                               args.save_every_steps, d.main)
+                               args.save_every_steps, d.main, self.hooks)
 
     def fit(self) -> None:
         args, d = self.args, self.d
@@ -278,7 +281,8 @@ class Run:
                 with self.autocast:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
-                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every)
+                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every,
+                                      hooks=self.hooks)
                 step = out.pop("step")
             self.saver.end_training(out)
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}
@@ -313,6 +317,8 @@ class Run:
             raise CheckpointError(f"{path} was saved at step {done} of epoch {epoch}, but an epoch now has "
                                   f"{total} steps: resume with the data and --batch_size of the run")
         self.tracker.restore(state.get("tracker"))
+        if self.hooks is not None:
+            self.hooks.restore(state.get("tuner"))
         self.log.line(f"resumed from {path} (epoch {epoch}, step {done}/{total} of it, global step {state['step']})")
         if state.get("phase") == "validate":
             self.saver.begin_epoch(epoch, done, total, state["step"])
@@ -353,11 +359,12 @@ def _submissions(tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, su
 def load_initial_weights(model, load: str) -> Path:
     """``--load X``: initial weights, as the official flag (``X`` or ``X.pth``, the official full state dict with or
     without ``module.``), or one of our checkpoint folders (``X`` holding ``pet_weights.safetensors``, e.g.
-    ``snap/…/LAST`` or ``BEST``). Unlike the official ``strict=False``, keys that do not fit are one error naming
+    ``snap/…/LAST`` or ``BEST``, or a folder ``vlpet export`` wrote, or its Hub repo id). Unlike the official ``strict=False``, keys that do not fit are one error naming
     them. With ``--epochs 0`` the run only tests (the official multitask_infer)."""
+    from ..hub_export import resolve
     from ..pet.official import load_official_state_dict, read_checkpoint
 
-    path = Path(load)
+    path = resolve(load)  # a Hub repo id (owner/name, not a local path): its snapshot (``vlpet export``/``push``)
     if (path / "pet_weights.safetensors").is_file():
         load_checkpoint(path, model)
         return path
@@ -398,8 +405,8 @@ class StepSaver:
     checkpoint beside it (``LAST.prev``)."""
 
     def __init__(self, run_dir: Path, model, config: dict, optimizer, scheduler, tracker: BestTracker, every: int,
-                 main: bool):
-        self.run_dir, self.model, self.config = run_dir, model, config
+                 main: bool, hooks=None):
+        self.run_dir, self.model, self.config, self.hooks = run_dir, model, config, hooks
         self.optimizer, self.scheduler, self.tracker = optimizer, scheduler, tracker
         self.every, self.main = every, main
         self.epoch, self.first, self.done, self.total, self.step, self.rng = 0, 0, 0, 0, 0, None
@@ -423,7 +430,8 @@ class StepSaver:
 
     def save_epoch(self, improved: bool) -> None:
         """The epoch's checkpoints: ``BEST`` when the selection average improved (video), then ``LAST``."""
-        state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.total, "tracker": self.tracker.state()}
+        state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.total, "tracker": self.tracker.state(),
+                 **self._tuner_state()}
         with defer_signals():  # a stop signal waits until the checkpoints and LATEST are all written
             if improved:  # video: a new best 4-task validation average (the official best_avg_valid_model)
                 save_checkpoint(self.run_dir / BEST, self.model, self.config, state)
@@ -444,10 +452,14 @@ class StepSaver:
 
     def _state(self) -> dict:
         state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.done, "tracker": self.tracker.state(),
-                 "phase": self.phase}
+                 "phase": self.phase, **self._tuner_state()}
         if self.phase == "validate":
             state["train"] = self.train_out
         return state
+
+    def _tuner_state(self) -> dict:
+        """AdaLoRA: the rank allocator's state, so that ``--resume`` continues the rank schedule bit for bit."""
+        return {"tuner": self.hooks.state()} if self.hooks is not None else {}
 
     def _save_last(self, rng=None) -> None:
         with defer_signals():
