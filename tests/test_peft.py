@@ -103,6 +103,12 @@ def test_train_kill_resume_export_reload(data, backbones, tmp_path, monkeypatch,
     assert out[0] == (f"Trainable param percentage: {summary['params']['percent']:.2f}% "
                       f"({summary['params']['trainable']}/{summary['params']['total']})")
 
+    if (method, style) == ("dora", "bart"):  # report --paper table2 sets DoRA's published row beside the group
+        capsys.readouterr()
+        assert vlpet_main(["report", str(full), "--paper", "table2"]) == 0
+        md = capsys.readouterr().out
+        assert "| DoRA | " in md and "73.10 (Δ" in md and "one seed, batch 300" in md
+
     _kill_after_step(monkeypatch, 3)  # mid-epoch 1; AdaLoRA's final mask (step 3) comes after the resume
     assert trainer.main(argv(data, backbones, style, config, cut)) == 143
     monkeypatch.undo()
@@ -189,6 +195,27 @@ def test_params_prints_dora_published_percentage(capsys):
     record = json.loads(lines[-1])
     assert sum(p["trainable"] for p in record["parts"].values()) == record["trainable"]
     assert sum(p["total"] for p in record["parts"].values()) == record["total"]
+
+
+LAUNCHERS = {"dora": (5.96, 5.96), "lora": (4.0, 4.3), "rslora": (4.0, 4.3), "pissa": (4.0, 4.3),
+             "adalora": (4.0, 4.3), "vera": (1.0, 1.5), "ia3": (1.0, 1.5)}
+
+
+@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+def test_launchers_name_their_config_and_its_budget(name, capsys):
+    """scripts/image-text/peft_<name>.sh passes scripts/peft/<name>.json; Params % on BART-base: DoRA's 5.96, ours
+    near VL-PET-large's 4.16 (VeRA and (IA)³ cannot get there: their vectors barely grow with the rank)."""
+    import subprocess
+
+    done = subprocess.run(["bash", str(REPO / "scripts" / "image-text" / f"peft_{name}.sh"), "20000", "42"],
+                          env={**os.environ, "VLPET_PRINT_ARGS": "1"}, capture_output=True, text=True, timeout=30)
+    flags = done.stdout.split()
+    assert done.returncode == 0 and flags[flags.index("--peft_config") + 1] == f"scripts/peft/{name}.json"
+    assert flags[flags.index("--batch_size") + 1] == "300" and flags[flags.index("--seed") + 1] == "42"
+    assert vlpet_main(["params", "--peft_config", str(REPO / f"scripts/peft/{name}.json"), "--backbone", "bart-base"]) == 0
+    percent = json.loads(capsys.readouterr().out.splitlines()[-1])["percent"]
+    low, high = LAUNCHERS[name]
+    assert low - 0.005 <= percent <= high + 0.005, percent
 
 
 @pytest.mark.parametrize("content, words", [

@@ -44,7 +44,7 @@ def pet_config(path: str | Path, unfreeze_bias: bool = False, unfreeze_layer_nor
     from ..config import PETConfig
 
     data, extras = read_peft_config(path)
-    return PETConfig(method="peft", peft=data, unfreeze_bias=unfreeze_bias or extras.get("unfreeze_bias", False),
+    return PETConfig(method="peft", gate="none", peft=data, unfreeze_bias=unfreeze_bias or extras.get("unfreeze_bias", False),
                      unfreeze_layer_norms=unfreeze_layer_norms or extras.get("unfreeze_layer_norms", False),
                      train_visual_embedding=train_visual_embedding)
 

@@ -51,11 +51,25 @@ class Run:
 
 def method_label(pet: dict) -> str:
     """The paper's name of a PET configuration: VL-PET-large, LoRA, VL-Adapter + G_large + LW (Table 9), ..."""
+    if pet.get("method") == "peft":
+        return peft_label(pet.get("peft") or {})
     gate = GATE_NAMES.get(pet.get("gate", "none"))
     if pet.get("method") == "vl-pet":
         return f"VL-PET-{gate}"
     base = METHOD_LABELS.get(pet.get("method"), str(pet.get("method")))
     return f"{base} + G_{gate} + LW" if gate else base
+
+
+def peft_label(peft: dict) -> str:
+    """A ``--peft_config`` run's method name: DoRA, PiSSA, rsLoRA, LoRA (peft), VeRA, (IA)³, AdaLoRA, ..."""
+    kind = str(peft.get("peft_type", "peft")).upper()
+    if kind == "LORA":
+        if peft.get("use_dora"):
+            return "DoRA"
+        if str(peft.get("init_lora_weights", "")).lower().startswith("pissa"):
+            return "PiSSA"
+        return "rsLoRA" if peft.get("use_rslora") else "LoRA (peft)"
+    return {"VERA": "VeRA", "IA3": "(IA)³", "ADALORA": "AdaLoRA"}.get(kind, kind)
 
 
 def find_runs(roots: list[str]) -> list[Path]:
