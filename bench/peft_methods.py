@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print(f"\n{args.backbone}, batch {args.batch}, {rows[0]['device_name']}, {rows[0]['threads']} threads, "
               f"median of {args.steps} steps after {args.warmup}\n")
-        print("| method | trainable | Params (%) | step (s) | peak RSS (MB) | CUDA peak (MB) |\n|---|---|---|---|---|---|")
+        print("| method | trainable | Params (%) | step (s) | peak RSS (MB) | CUDA peak (MB) |")
+        print("|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['method']} | {r['trainable_params']} | {100 * r['trainable_params'] / r['total_params']:.2f} "
                   f"| {r['step_s_median']:.3f} | {r['peak_rss_mb']} | {r['cuda_peak_alloc_mb']} |")

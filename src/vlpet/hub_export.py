@@ -169,8 +169,8 @@ def model_card(config: dict, summary: dict, ckpt: Path) -> str:
     params = summary.get("params") or {}
     tasks = [t for t in str(args.get("tasks") or "").split(",") if t] or sorted(scores)
     name = f"{hub_backbone(model['backbone']).split('/')[-1]}-{method}-{ckpt.parent.name}"
-    results = [EvalResult(task_type=TASK_NAMES.get(t, ("other", t, "score"))[0], dataset_type=t,
-                          dataset_name=TASK_NAMES.get(t, ("", t, ""))[1], metric_type=TASK_NAMES.get(t, ("", "", "score"))[2],
+    named = {t: TASK_NAMES.get(t, ("other", t, "score")) for t in scores}
+    results = [EvalResult(task_type=named[t][0], dataset_type=t, dataset_name=named[t][1], metric_type=named[t][2],
                           metric_value=float(v), dataset_split=split) for t, v in sorted(scores.items())]
     data = ModelCardData(
         base_model=hub_backbone(model["backbone"]), library_name="peft" if pet["method"] == "peft" else "vlpet",
@@ -281,8 +281,8 @@ def resolve(name: str | Path) -> Path:
     """A local checkpoint folder as it is; a Hub repo id (``owner/name``, not a local path) downloaded (or taken
     from the local cache) with ``huggingface_hub.snapshot_download``."""
     path = Path(name)
-    if path.exists() or not looks_like_repo_id(str(name)):
-        return path
+    if path.exists() or Path(f"{name}.pth").exists() or not looks_like_repo_id(str(name)):
+        return path  # a local folder or file (the official --load X means X or X.pth)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 

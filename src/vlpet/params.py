@@ -11,7 +11,7 @@ import argparse
 import json
 
 from .config import ModelConfig, PETConfig
-from .models.build import build_on_meta
+from .models.build import build_model, build_on_meta
 from .models.presets import PRESETS, resolve_preset
 from .config import GATE_KINDS
 from .param import BASELINES, LST_METHODS, PET_OVERRIDES, VLPET_METHODS, method_preset
@@ -87,7 +87,12 @@ def scaled_to_width(pet: PETConfig, d_model: int, published_d: int = 768) -> PET
 
 def run(args: argparse.Namespace) -> int:
     model_cfg, pet_cfg = configs(args)
-    model = build_on_meta(model_cfg, pet_cfg)
+    try:
+        model = build_on_meta(model_cfg, pet_cfg)
+    except (RuntimeError, NotImplementedError):  # a peft tuner that reads values while injecting (e.g. BOFT)
+        if pet_cfg.method != "peft":
+            raise
+        model = build_model(model_cfg, pet_cfg)  # the same structure, allocated
     trainable, total = count_parameters(model)
     print(percentage_line(trainable, total))
     record = {"trainable": trainable, "total": total, "percent": round(100 * trainable / total, 4)}

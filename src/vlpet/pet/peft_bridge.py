@@ -44,7 +44,8 @@ def pet_config(path: str | Path, unfreeze_bias: bool = False, unfreeze_layer_nor
     from ..config import PETConfig
 
     data, extras = read_peft_config(path)
-    return PETConfig(method="peft", gate="none", peft=data, unfreeze_bias=unfreeze_bias or extras.get("unfreeze_bias", False),
+    return PETConfig(method="peft", gate="none", peft=data,
+                     unfreeze_bias=unfreeze_bias or extras.get("unfreeze_bias", False),
                      unfreeze_layer_norms=unfreeze_layer_norms or extras.get("unfreeze_layer_norms", False),
                      train_visual_embedding=train_visual_embedding)
 
@@ -83,6 +84,7 @@ def build_peft_config(data: dict, total_steps: int | None = None, where: str = "
     peft_type = str(data.get("peft_type", "")).upper()
     if not peft_type:
         raise PeftConfigError(f"{where}: no \"peft_type\" (e.g. \"LORA\", \"VERA\", \"IA3\", \"ADALORA\")")
+    data["inference_mode"] = False  # a saved adapter's config says True: peft would then freeze what we train
     if peft_type == "ADALORA" and not data.get("total_step"):
         data["total_step"] = total_steps or max(1000, data.get("tinit", 0) + data.get("tfinal", 0) + 1)
     try:

@@ -78,5 +78,6 @@ LoRA | 5.17 | 75.5 - | 72.9 - | 44.6 - | 140.9 - | 83.4 -
 """)
 
 TABLES = {"table2": TABLE2, "table9": TABLE9, "video": VIDEO_TABLE}
-TITLES = {"table2": "VL-PET Table 2 (three seeds); DoRA: the DoRA paper's VL-BART row (one seed, batch 300)", "table9": "VL-PET Table 9 (three seeds)",
+TITLES = {"table2": "VL-PET Table 2 (three seeds); DoRA: the DoRA paper's VL-BART row (one seed, batch 300)",
+          "table9": "VL-PET Table 9 (three seeds)",
           "video": "VL-Adapter video-text table (secondary source, one seed; VL-PET's was not found)"}
