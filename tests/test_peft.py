@@ -241,6 +241,14 @@ def test_bad_config_is_one_line(data, tmp_path, capsys, content, words):  # noqa
     assert not (tmp_path / "run").exists()
 
 
+def test_missing_peft_config_is_one_line_before_torch(tmp_path, capsys):
+    from vlpet.train.cli import main as cli_main
+
+    assert cli_main(["--backbone", "tiny-bart", "--peft_config", str(tmp_path / "nope"), "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--peft_config" in err and "no such file" in err and len(err.strip().splitlines()) == 1
+
+
 def test_peft_config_with_a_method_flag_is_refused(tmp_path, capsys):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"peft_type": "IA3", "target_modules": ["v_proj"], "feedforward_modules": []}))
