@@ -244,7 +244,8 @@ def test_bad_config_is_one_line(data, tmp_path, capsys, content, words):  # noqa
 def test_missing_peft_config_is_one_line_before_torch(tmp_path, capsys):
     from vlpet.train.cli import main as cli_main
 
-    assert cli_main(["--backbone", "tiny-bart", "--peft_config", str(tmp_path / "nope"), "--output", str(tmp_path)]) == 2
+    args = ["--backbone", "tiny-bart", "--peft_config", str(tmp_path / "nope"), "--output", str(tmp_path / "r")]
+    assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert "--peft_config" in err and "no such file" in err and len(err.strip().splitlines()) == 1
 
