@@ -292,3 +292,50 @@ def test_push_uploads_the_export_and_a_repo_id_loads(data, backbones, tmp_path, 
     test = tmp_path / "test"
     assert trainer.main(argv(data, backbones, "bart", config, test, "--epochs 0 --load me/vlpet-ia3")) == 0
     assert f"loaded weights from {calls['snapshot']}" in capsys.readouterr().out
+
+
+def test_mtl_lora_follows_the_published_layer_and_trains(data, tmp_path, capsys):  # noqa: F811
+    """MTL-LoRA's output is their mLoRALinear.forward (bmm form, written out here) for each task's row; the
+    published launcher's flags train a tiny BART end to end; params counts their VL-BART script."""
+    from vlpet.config import ModelConfig, PETConfig
+    from vlpet.models.build import build_model
+
+    cfg = PETConfig(method="mtl_lora", lora_dim=4, lora_alpha=16.0, mtl_b_num=2, mtl_lambda_num=4,
+                    mtl_temperature=0.8)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="tiny-bart", feat_dim=16, n_boxes=4), cfg)
+    layer = model.lm.model.encoder.layers[0].self_attn.q_proj
+    with torch.no_grad():
+        layer.lora_B.normal_(std=0.1)
+        layer.lora_lambdas.add_(0.1 * torch.randn_like(layer.lora_lambdas))
+    x = torch.randn(3, 5, layer.in_features)
+    for row, task in enumerate(cfg.tasks):
+        model.current_task = task
+        index = torch.full((3,), row)
+        w = torch.softmax(layer.lora_B_w / 0.8, dim=-1)
+        task_b = (w @ layer.lora_B.view(2, -1)).reshape(-1, layer.out_features, 4)[index]
+        after = torch.bmm(torch.bmm(x, layer.lora_A[torch.zeros_like(index)].transpose(-2, -1)),
+                          layer.lora_lambdas[index].transpose(-2, -1))
+        base = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        expected = base + torch.bmm(after, task_b.transpose(-2, -1)) * 4  # alpha / r = 16 / 4
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+
+    import subprocess
+
+    done = subprocess.run(["bash", str(REPO / "scripts/image-text/mtl_lora.sh"), "20000", "42"], check=False,
+                          env={**os.environ, "VLPET_PRINT_ARGS": "1"}, capture_output=True, text=True, timeout=30)
+    flags = done.stdout.split()[done.stdout.split().index("--use_mlora"):]
+    flags = [f for f in flags if f not in ("--seed", "42")] + ["--lora_dim", "4"]
+    out = tmp_path / "run"
+    common = (f"--backbone tiny-bart --from_scratch --tokenizer {data / 'tok-bart'} --datasets_root {data / 'data'} "
+              f"--feat_dim 32 --epochs 1 --batch_size 6 --n_boxes 36 --downsample --output {out} --seed 3 "
+              f"--no_progress --train_topk 6 --valid_topk 2 --tasks gqa,nlvr").split()
+    assert trainer.main(common + flags) == 0
+    config = json.loads((out / "config.json").read_text())["pet"]
+    assert (config["method"], config["mtl_b_num"], config["mtl_temperature"], config["lora_alpha"]) == \
+        ("mtl_lora", 2, 0.8, 16.0)
+    saved = load_file(str(out / "LAST" / "pet_weights.safetensors"))
+    assert {k.rsplit(".", 1)[-1] for k in saved if ".layers." in k} == {"lora_A", "lora_lambdas", "lora_B", "lora_B_w"}
+    capsys.readouterr()
+    assert vlpet_main(["params", "--method", "mtl_lora", "--backbone", "bart-base"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Trainable param percentage: 5.09% (7481376/147055392)"

@@ -40,6 +40,9 @@ BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", 
 # The Ladder-Side-Tuning repository's VL-T5 script names (T5 only; full_finetuning and bitfit are shared names
 # whose T5 preset is that repository's configuration, spec t5-baselines-lst.md §3).
 LST_METHODS = ("lora", "adapter", "prompt_tuning", "lst")
+# Methods published after VL-PET on the same benchmark, written natively (peft lacks them): their script's sizes.
+RECENT_METHODS = ("mtl_lora",)
+RECENT_PRESETS = {"mtl_lora": dict(lora_dim=64, lora_alpha=16.0, mtl_b_num=2, mtl_lambda_num=4, mtl_temperature=0.8)}
 # On a T5 backbone the VL-Adapter-style flags select the LST repository's methods (same flags, T5 semantics).
 T5_NAMES = {"single_lora": "lora", "single_adapter": "adapter", "single_prompt": "prompt_tuning"}
 LST_PRESETS = {"lora": dict(lora_dim=150), "adapter": dict(reduction_factor=4),
@@ -79,6 +82,12 @@ def build_parser(prog: str, description: str, parser_class=argparse.ArgumentPars
                         help="any huggingface/peft tuner on the language model: an adapter_config.json or its folder "
                              "(replaces the method flags; --unfreeze_bias / --unfreeze_layer_norms add to it as in "
                              "DoRA's scripts; docs/peft.md)")
+    mtl = parser.add_argument_group("MTL-LoRA flags (pUmpKin-Co/MTL-LoRA VL-T5/src/param.py)")
+    mtl.add_argument("--use_mlora", action="store_true", help="MTL-LoRA on q_proj/v_proj (with --lora_dim, "
+                                                             "--lora_alpha)")
+    mtl.add_argument("--B_num", type=int, default=4, help="MTL-LoRA: shared up-projections (their script: 2)")
+    mtl.add_argument("--lambda_num", type=int, default=4, help="MTL-LoRA: task-specific transforms (one per task)")
+    mtl.add_argument("--mlora_temperature", type=float, default=1.0, help="MTL-LoRA: softmax temperature (0.8)")
     return parser
 
 
@@ -141,6 +150,8 @@ def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
         else 8,
         side_reduction_factor=args.side_reduction_factor, samples_for_fisher=args.samples_for_fisher,
         side_init=_side_init(args.load_side_pretrained_weights),
+        mtl_b_num=getattr(args, "B_num", 4), mtl_lambda_num=getattr(args, "lambda_num", 4),
+        mtl_temperature=getattr(args, "mlora_temperature", 1.0),
     )
     return PETConfig(method=_method(args), **common)
 
@@ -162,6 +173,7 @@ def _chosen(args: argparse.Namespace) -> list[str]:
         ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
         ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
         ("hyperformer", args.use_hyperformer), ("lst", args.use_side_transformers),
+        ("mtl_lora", getattr(args, "use_mlora", False)),
     ) if on]
 
 
@@ -197,6 +209,8 @@ def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
     """
     if method in VLPET_METHODS:
         return PETConfig(method="vl-pet", gate=method.rsplit("-", 1)[1], **PUBLISHED_VLPET[kind])
+    if method in RECENT_METHODS:
+        return PETConfig(method=method, gate="none", **RECENT_PRESETS[method])
     if method in LST_METHODS:
         if kind != "t5":
             raise ValueError(f"{method} is the Ladder-Side-Tuning repository's T5 configuration; on BART use "
@@ -205,7 +219,8 @@ def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
             raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
         return PETConfig(method=method, gate="none", **LST_PRESETS[method])
     if method not in BASELINES:
-        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS + BASELINES + LST_METHODS}")
+        raise ValueError(f"unknown method {method!r}; choose one of "
+                         f"{VLPET_METHODS + BASELINES + LST_METHODS + RECENT_METHODS}")
     if gate != "none" and method not in ("single_adapter", "single_compacter"):
         raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
     return PETConfig(method=method, gate=gate, gate_dim=PUBLISHED_VLPET[kind]["gate_dim"])

@@ -14,7 +14,7 @@ from .config import ModelConfig, PETConfig
 from .models.build import build_model, build_on_meta
 from .models.presets import PRESETS, resolve_preset
 from .config import GATE_KINDS
-from .param import BASELINES, LST_METHODS, PET_OVERRIDES, VLPET_METHODS, method_preset
+from .param import BASELINES, LST_METHODS, PET_OVERRIDES, RECENT_METHODS, VLPET_METHODS, method_preset
 from .pet.trainable import count_parameters, percentage_line
 
 
@@ -24,14 +24,16 @@ METHOD_HELP = (
     "full_finetuning, bitfit, prompt_tuning, lora, adapter and lst are the Ladder-Side-Tuning repository's "
     "VL-T5 scripts (bitfit adds the biases T5 lacks; lora r=150 on q,v; adapter d/4 with frozen LayerNorms; "
     "prompt_tuning 40 prompts through an 800-wide MLP; lst side network d/4 with ladders). lora, adapter, "
-    "prompt_tuning and lst are T5 only")
+    "prompt_tuning and lst are T5 only. mtl_lora: MTL-LoRA's VL-BART script (r 64, alpha 16, 2 B, 4 tasks, "
+    "temperature 0.8)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="bart-base",
                         help=f"a preset ({', '.join(PRESETS)}) or its hub id (facebook/bart-base, t5-base, "
                              "google/flan-t5-base, ...)")
-    parser.add_argument("--method", default="vl-pet-large", choices=VLPET_METHODS + BASELINES + LST_METHODS,
+    parser.add_argument("--method", default="vl-pet-large",
+                        choices=VLPET_METHODS + BASELINES + LST_METHODS + RECENT_METHODS,
                         help=METHOD_HELP)
     parser.add_argument("--vlpet_gate", default="none", choices=GATE_KINDS,
                         help="Table 9: the VL-PET gate on single_adapter / single_compacter encoder adapters")

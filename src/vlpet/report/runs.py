@@ -18,7 +18,7 @@ from ..train.summary import DEMO_BACKBONE, METRICS, SUMMARY, backbone_label, fin
 
 METHOD_LABELS = {"full_finetuning": "Full Fine-tuning", "bitfit": "BitFit", "single_prompt": "Prompt Tuning",
                  "single_compacter": "Compacter", "hyperformer": "HyperFormer", "single_lora": "LoRA",
-                 "single_adapter": "VL-Adapter", "lst": "LST"}
+                 "single_adapter": "VL-Adapter", "lst": "LST", "mtl_lora": "MTL-LoRA"}
 GATE_NAMES = {"small": "small", "middlex": "middleX", "middley": "middleY", "large": "large"}
 # Keys of the resolved configuration that say where and how a run was kept, not what was trained: runs that differ
 # only in these (and in their seed) are seeds of one configuration.
