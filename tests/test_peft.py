@@ -56,7 +56,7 @@ def argv(data: Path, backbones: Path, style: str, config: Path, out: Path,  # no
     return (f"--backbone {backbones / f'tiny-{style}'} --tokenizer {data / f'tok-{style}'} "
             f"--datasets_root {data / 'data'} --feat_dim 32 --epochs 2 --batch_size 6 --lr 1e-3 --warmup_ratio 0.1 "
             f"--clip_grad_norm 5 --use_tasks_prompts --n_boxes 36 --downsample --output {out} --seed 3 --no_progress "
-            f"--train_topk 12 --valid_topk 2 --tasks nlvr --num_beams 2 --save_every_steps 1 "
+            f"--train_topk 4 --valid_topk 2 --tasks nlvr --num_beams 2 --save_every_steps 1 "
             f"--peft_config {config} {extra}").split()
 
 
