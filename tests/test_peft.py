@@ -339,3 +339,24 @@ def test_mtl_lora_follows_the_published_layer_and_trains(data, tmp_path, capsys)
     capsys.readouterr()
     assert vlpet_main(["params", "--method", "mtl_lora", "--backbone", "bart-base"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "Trainable param percentage: 5.09% (7481376/147055392)"
+
+
+def test_adalora_regulariser_is_peft_own():
+    """TunerHooks.loss adds what peft's AdaLoraModel.forward adds to a loss (our encoder bypasses that forward)."""
+    from vlpet.config import ModelConfig, PETConfig
+    from vlpet.models.build import build_model
+    from vlpet.pet.peft_bridge import tuner_hooks
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="tiny-bart", feat_dim=16, n_boxes=4, dropout=0.0), PETConfig(
+        method="peft", peft={**peft_config("adalora", "bart"), "total_step": 10, "orth_reg_weight": 0.3}))
+    with torch.no_grad():
+        for name, p in model.lm.named_parameters():
+            if "lora_" in name:
+                p.normal_()
+    ids = torch.randint(3, 100, (2, 6))
+    tuner = model.peft_tuner
+    with_reg = tuner(input_ids=ids, labels=ids).loss
+    plain = model.lm(input_ids=ids, labels=ids).loss
+    torch.testing.assert_close(tuner_hooks(model).loss(plain), with_reg)
+    assert with_reg - plain > 0
