@@ -360,3 +360,20 @@ def test_adalora_regulariser_is_peft_own():
     plain = model.lm(input_ids=ids, labels=ids).loss
     torch.testing.assert_close(tuner_hooks(model).loss(plain), with_reg)
     assert with_reg - plain > 0
+
+
+def test_export_of_a_published_method_loads_back(data, tmp_path, capsys):  # noqa: F811
+    """A VL-PET run exports without a peft adapter (library vlpet); --load FOLDER --epochs 0 tests the same weights."""
+    from test_trainer import argv as vlpet_argv
+
+    run, again, export = tmp_path / "run", tmp_path / "again", tmp_path / "export"
+    assert trainer.main(vlpet_argv(data, run, extra="--tasks nlvr --train_topk 4")) == 0
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test"]
+    assert vlpet_main(["export", str(run), str(export)]) == 0
+    files = {p.name for p in export.iterdir()}
+    assert "adapter_config.json" not in files and {"README.md", "pet_weights.safetensors"} <= files
+    assert "library_name: vlpet" in (export / "README.md").read_text()
+    assert vlpet_main(["export", str(run), str(export)]) == 2  # never overwritten
+    capsys.readouterr()
+    assert trainer.main(vlpet_argv(data, again, extra=f"--tasks nlvr --train_topk 4 --epochs 0 --load {export}")) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test"] == trained

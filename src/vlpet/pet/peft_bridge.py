@@ -109,16 +109,6 @@ def for_run(cfg, total_steps: int):
     return type(cfg)(**{**vars(cfg), "peft": {**cfg.peft, "total_step": total_steps}})
 
 
-def peft_config_dict(config) -> dict:
-    """JSON-ready dict of a ``PeftConfig`` (sets become sorted lists)."""
-    out = {}
-    for key, value in config.to_dict().items():
-        if isinstance(value, set):
-            value = sorted(value)
-        out[key] = value.value if hasattr(value, "value") and not isinstance(value, (int, float, str)) else value
-    return json.loads(json.dumps(out, default=str))
-
-
 def apply_peft(model, cfg) -> list[str]:
     """Inject ``cfg.peft`` (a peft config dict) into ``model.lm`` with peft's tuner; set the trainable set."""
     from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
