@@ -123,7 +123,7 @@ def apply_peft(model, cfg) -> list[str]:
         # on the meta device (counting), peft creates the tuner's tensors empty instead of initialising them
         tuner = tuner_cls(model.lm, config, adapter_name=ADAPTER, low_cpu_mem_usage=on_meta)
     except ValueError as err:  # e.g. no target module matched
-        first = str(err).strip().splitlines()[0]
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PeftConfigError(f"--peft_config: peft cannot apply {config.peft_type.value} to this "
                               f"{model.kind.upper()} model: {first}") from None
     object.__setattr__(model, "peft_tuner", tuner)  # not a submodule: parameter names stay lm.<stock name>
