@@ -26,7 +26,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
-PUBLISHED = ("vl-pet-large", "single_lora")
+PUBLISHED = ("vl-pet-large", "single_lora", "mtl_lora")
 
 
 def methods() -> list[str]:
@@ -62,7 +62,8 @@ def one(args: argparse.Namespace) -> dict:
     state = {"step": 0}
 
     def step():
-        logits = model(batch["input_ids"], batch["vis_feats"], batch["boxes"], labels=batch["labels"]).logits
+        logits = model(batch["input_ids"], batch["vis_feats"], batch["boxes"], labels=batch["labels"],
+                       task="vqa").logits  # MTL-LoRA reads the batch's task
         loss = ts.sample_mean_loss(logits, batch["labels"])
         if hooks is not None:
             loss = hooks.loss(loss)
