@@ -377,3 +377,17 @@ def test_export_of_a_published_method_loads_back(data, tmp_path, capsys):  # noq
     capsys.readouterr()
     assert trainer.main(vlpet_argv(data, again, extra=f"--tasks nlvr --train_topk 4 --epochs 0 --load {export}")) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test"] == trained
+
+
+@pytest.mark.parametrize("name", ["adalora", "mtl_lora"])
+def test_bench_peft_methods_one_method(name, monkeypatch):
+    """bench/peft_methods.py's per-method measurement on a tiny backbone (in process): the documented keys."""
+    import argparse
+    import importlib
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    peft_methods = importlib.import_module("peft_methods")
+
+    row = peft_methods.one(argparse.Namespace(one=name, backbone="tiny-bart", batch=1, steps=1, warmup=0,
+                                              threads=None, device="cpu"))
+    assert row["method"] == name and row["trainable_params"] > 0 and row["step_s_median"] > 0 and row["peak_rss_mb"]
