@@ -8,6 +8,8 @@
   extract   CLIP features of an image folder (RN101 grid, .h5) or a video folder (ViT-B/32 frames, .npz)
   predict   answer / caption / judge new inputs with a trained checkpoint
   report    runs grouped over seeds: tables (md, csv, latex, json), plots, the paper's numbers beside ours
+  export    a checkpoint as a folder in the Hub's conventions (model card, PET-only weights, peft adapter)
+  push      export a checkpoint and upload it to a Hugging Face Hub repo
 """
 
 from __future__ import annotations

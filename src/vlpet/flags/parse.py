@@ -203,8 +203,18 @@ def validate(args: argparse.Namespace) -> None:
         raise ValueError("--epochs 0 only tests weights given with --load (otherwise it would test random "
                          "weights); train for at least one epoch")
     check_save_every(args.save_every_steps, args.nan_check_every)
+    check_peft_path(getattr(args, "peft_config", None))
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
         raise ValueError(f"--device {args.device}: choose auto, cpu, cuda or cuda:N")
+
+
+def check_peft_path(path: str | None) -> None:
+    """``--peft_config``: a file, or a folder holding ``adapter_config.json`` (its content is checked by peft later)."""
+    from pathlib import Path
+
+    if path is not None and not (Path(path).is_file() or (Path(path) / "adapter_config.json").is_file()):
+        raise ValueError(f"--peft_config {path}: no such file (an adapter_config.json as PeftConfig.save_pretrained "
+                         "writes it, or its folder)")
 
 
 def check_save_every(save_every_steps: int, nan_check_every: int) -> None:

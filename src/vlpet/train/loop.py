@@ -38,7 +38,7 @@ def _task(tasks: dict[str, Task] | None, name: str) -> Task:
 
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
                 show: bool = True, on_step=None, tasks: dict[str, Task] | None = None,
-                nan_check_every: int = 1) -> dict:
+                nan_check_every: int = 1, hooks=None) -> dict:
     """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
     ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``.
 
@@ -49,7 +49,10 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     Host syncs: the losses stay on the device; they are checked for NaN/inf (and shown on the progress bar) when
     the global step count reaches a multiple of ``nan_check_every``, before that step's update, and at the epoch's
     end. With 1 (the default) every loss is checked before its own update; with N > 1 the run stops within N
-    steps of the first non-finite loss, naming that step, and a GPU is not stalled every step."""
+    steps of the first non-finite loss, naming that step, and a GPU is not stalled every step.
+
+    ``hooks`` (a peft tuner's, ``pet.peft_bridge.TunerHooks``; AdaLoRA only): ``hooks.loss(loss)`` adds the tuner's
+    regulariser, ``hooks.after_step(step)`` runs after the optimizer step, while the gradients are still there."""
     model.train()
     done = getattr(loader, "start", 0)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -59,6 +62,8 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     for batch in bar:
         task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
+        if hooks is not None:
+            loss = hooks.loss(loss)
         losses.setdefault(batch["task"], []).append(loss.detach())
         pending.append((step, batch["task"], loss.detach()))
         if (step + 1) % nan_check_every == 0:
@@ -68,6 +73,8 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
+            if hooks is not None:
+                hooks.after_step(step)
             if scheduler is not None:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)

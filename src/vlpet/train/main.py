@@ -22,6 +22,7 @@ from ..flags.published import model_config_from_args, pet_config_from_args
 from ..models.build import build_model
 from ..pet.lst import init_side_network
 from ..pet.official import CheckpointError
+from ..pet.peft_bridge import for_run
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import NonFiniteStateError, describe_checkpoint, latest_checkpoint
 from .data import build_data, load_source, seed_everything, task_list
@@ -104,6 +105,7 @@ def train(args, runs: list | None = None) -> int:
     names = task_list(args)
     video = is_video(names)
     loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
+    pet_cfg = for_run(pet_cfg, args.epochs * loaders["train"].steps_per_epoch)  # AdaLoRA: total_step of the run
     seed_everything(args.seed)
     model = load_source("backbone", model_cfg.backbone, lambda _: build_model(model_cfg, pet_cfg)).to(d.device)
     loaded = load_initial_weights(model, args.load) if args.load and not args.resume else None

@@ -12,11 +12,13 @@ from .runlog import RunLog
 def load_initial_weights(model, load: str) -> Path:
     """``--load X``: initial weights, as the official flag (``X`` or ``X.pth``, the official full state dict with or
     without ``module.``), or one of our checkpoint folders (``X`` holding ``pet_weights.safetensors``, e.g.
-    ``snap/…/LAST`` or ``BEST``). Unlike the official ``strict=False``, keys that do not fit are one error naming
-    them. With ``--epochs 0`` the run only tests (the official multitask_infer)."""
+    ``snap/…/LAST`` or ``BEST``; a folder ``vlpet export`` wrote, or its Hub repo id). Unlike the official
+    ``strict=False``, keys that do not fit are one error naming them. With ``--epochs 0`` the run only tests (the
+    official multitask_infer)."""
+    from ..hub_export import resolve
     from ..pet.official import load_official_state_dict, read_checkpoint
 
-    path = Path(load)
+    path = resolve(load)  # a Hub repo id (owner/name, not a local path): its snapshot (``vlpet export``/``push``)
     if (path / "pet_weights.safetensors").is_file():
         load_checkpoint(path, model)
         return path

@@ -19,8 +19,8 @@ class StepSaver:
     checkpoint beside it (``LAST.prev``)."""
 
     def __init__(self, run_dir: Path, model, config: dict, optimizer, scheduler, tracker: BestTracker, every: int,
-                 main: bool):
-        self.run_dir, self.model, self.config = run_dir, model, config
+                 main: bool, hooks=None):
+        self.run_dir, self.model, self.config, self.hooks = run_dir, model, config, hooks
         self.optimizer, self.scheduler, self.tracker = optimizer, scheduler, tracker
         self.every, self.main = every, main
         self.epoch, self.first, self.done, self.total, self.step, self.rng = 0, 0, 0, 0, 0, None
@@ -44,7 +44,8 @@ class StepSaver:
 
     def save_epoch(self, improved: bool) -> None:
         """The epoch's checkpoints: ``BEST`` when the selection average improved (video), then ``LAST``."""
-        state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.total, "tracker": self.tracker.state()}
+        state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.total, "tracker": self.tracker.state(),
+                 **self._tuner_state()}
         with defer_signals():  # a stop signal waits until the checkpoints and LATEST are all written
             if improved:  # video: a new best 4-task validation average (the official best_avg_valid_model)
                 save_checkpoint(self.run_dir / BEST, self.model, self.config, state)
@@ -65,10 +66,14 @@ class StepSaver:
 
     def _state(self) -> dict:
         state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.done, "tracker": self.tracker.state(),
-                 "phase": self.phase}
+                 "phase": self.phase, **self._tuner_state()}
         if self.phase == "validate":
             state["train"] = self.train_out
         return state
+
+    def _tuner_state(self) -> dict:
+        """AdaLoRA: the rank allocator's state, so that ``--resume`` continues the rank schedule bit for bit."""
+        return {"tuner": self.hooks.state()} if self.hooks is not None else {}
 
     def _save_last(self, rng=None) -> None:
         with defer_signals():

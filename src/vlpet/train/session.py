@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..pet.official import CheckpointError
+from ..pet.peft_bridge import tuner_hooks
 from . import speed
 from .checkpoint import load_checkpoint
 from .device import DeviceLoader
@@ -39,8 +40,9 @@ class Run:
         speed.apply_backends(self.speed)
         speed.apply_model_options(model, self.speed, d.device)
         self.tracker = BestTracker(args.tasks)
+        self.hooks = tuner_hooks(model)  # a peft tuner's loop hooks (AdaLoRA's rank schedule), else None
         self.saver = StepSaver(run_dir, model, config, self.optimizer, self.scheduler, self.tracker,
-                               args.save_every_steps, d.main)
+                               args.save_every_steps, d.main, self.hooks)
 
     def fit(self) -> None:
         args, d = self.args, self.d
@@ -58,7 +60,8 @@ class Run:
                 with self.autocast:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
-                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every)
+                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every,
+                                      hooks=self.hooks)
                 step = out.pop("step")
             self.saver.end_training(out)
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}
@@ -94,6 +97,8 @@ class Run:
             raise CheckpointError(f"{path} was saved at step {done} of epoch {epoch + 1}, but an epoch now has "
                                   f"{total} steps: resume with the data and --batch_size of the run")
         self.tracker.restore(state.get("tracker"))
+        if self.hooks is not None:
+            self.hooks.restore(state.get("tuner"))
         self.log.line(f"resumed from {path} (epoch {epoch + 1}, step {done}/{total} of it, global step "
                       f"{state['step']})")
         if state.get("phase") == "validate":
