@@ -27,6 +27,7 @@ from transformers.models.t5.modeling_t5 import (T5Attention, T5Block, T5DenseAct
                                                 T5LayerNorm)
 
 from ..config import PETConfig
+from ..models.hf_compat import CACHE_KWARG
 from ..models.vl_model import VLModel
 from .trainable import freeze_all, unfreeze_visual_embedding
 
@@ -135,7 +136,8 @@ def side_encoder(stack, embeds: torch.Tensor, mask: torch.Tensor, taps: list, te
 
 def side_decoder(stack, embeds: torch.Tensor, taps: list, memory: torch.Tensor, memory_mask: torch.Tensor):
     side = stack.side_first_downsample(stack.dropout(embeds))
-    mask4 = create_causal_mask(config=stack.side_config, inputs_embeds=side, attention_mask=None, cache=None)
+    mask4 = create_causal_mask(config=stack.side_config, inputs_embeds=side, attention_mask=None,
+                               **{CACHE_KWARG: None})
     memory4 = create_bidirectional_mask(config=stack.side_config, inputs_embeds=side, attention_mask=memory_mask,
                                         encoder_hidden_states=memory)
     bias = cross_bias = None
