@@ -25,6 +25,7 @@ from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import NonFiniteStateError, describe_checkpoint, latest_checkpoint
 from .data import build_data, load_source, seed_everything, task_list
+from . import preflight
 from .distributed import init_distributed, shutdown
 from .interrupts import Interrupted, defer_signals, stop_signals
 from .lock import RunLock, RunLockedError
@@ -54,7 +55,10 @@ def run(args) -> int:
     except (DataError, CheckpointError, RunLockedError, ValueError) as err:
         if isinstance(err, NonFiniteStateError):
             return _non_finite(err, runs)
-        print(f"error: {err}", file=sys.stderr)
+        trained = runs and runs[0].saver.phase == "validate"  # e.g. a scorer failing after the epoch was saved
+        kept = f"; the trained epoch is saved: {_kept(runs)}; fix this and run the same command plus --resume" \
+            if trained else ""
+        print(f"error: {err}{kept}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
         return _non_finite(err, runs)
@@ -92,13 +96,16 @@ def _non_finite(err: Exception, runs: list) -> int:
 @records_status
 def train(args, runs: list | None = None) -> int:
     """The whole run; the ``Run`` object is appended to ``runs`` (for the messages of ``run``)."""
+    preflight.check_device(args.device, args.bf16)  # before anything touches CUDA
     d = init_distributed(args.device)
     model_cfg = model_config_from_args(args, args.explicit)
     pet_cfg = pet_config_from_args(args)
-    tokenizer = load_source("tokenizer", args.tokenizer or args.backbone, load_tokenizer)
-    model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     names = task_list(args)
     video = is_video(names)
+    if d.main:  # the scorers validation and test will need, in seconds rather than after an epoch
+        preflight.check_scorers(names, args.epochs)
+    tokenizer = load_source("tokenizer", args.tokenizer or args.backbone, load_tokenizer)
+    model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
     seed_everything(args.seed)
     model = load_source("backbone", model_cfg.backbone, lambda _: build_model(model_cfg, pet_cfg)).to(d.device)
