@@ -26,7 +26,7 @@ from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import NonFiniteStateError, describe_checkpoint, latest_checkpoint
 from .data import build_data, load_source, seed_everything, task_list
 from . import preflight
-from .distributed import init_distributed, shutdown
+from .distributed import barrier, init_distributed, shutdown
 from .interrupts import Interrupted, defer_signals, stop_signals
 from .lock import RunLock, RunLockedError
 from .loop import NonFiniteLossError
@@ -123,7 +123,8 @@ def train(args, runs: list | None = None) -> int:
         log.line(percentage_line(*counts))
         if loaded:
             log.line(f"loaded weights from {loaded}")
-        if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main)):
+        if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main,
+                                                          wait=(lambda: barrier(d)) if d.enabled else None)):
             log.line(side)  # LST: the side network starts as the Fisher-pruned backbone (Fisher saved in run_dir)
         session = Run(args, d, model, tokenizer, loaders, run_dir, config, log, names)
         if runs is not None:
