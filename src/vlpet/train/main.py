@@ -25,7 +25,7 @@ from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import NonFiniteStateError, describe_checkpoint, latest_checkpoint
 from .data import build_data, load_source, seed_everything, task_list
-from . import preflight
+from . import preflight, speed
 from .distributed import barrier, init_distributed, shutdown
 from .interrupts import Interrupted, defer_signals, stop_signals
 from .lock import RunLock, RunLockedError
@@ -42,7 +42,7 @@ def run(args) -> int:
     (Ctrl-C, SIGTERM, SIGUSR1) save the position reached and exit 128 + the signal number."""
     runs: list[Run] = []
     try:
-        with stop_signals():
+        with stop_signals(), speed.deterministic_mode(getattr(args, "deterministic", False)):
             try:
                 return train(args, runs)
             except KeyboardInterrupt:
