@@ -25,7 +25,8 @@ def _hide_system_java(monkeypatch, folder) -> None:
     """PATH without a java (an empty folder plus the folders holding none), no JAVA_HOME."""
     import shutil
 
-    kept = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not os.path.exists(os.path.join(p, "java"))]
+    kept = [p for p in os.environ.get("PATH", "").split(os.pathsep)
+            if p and not os.path.exists(os.path.join(p, "java"))]
     monkeypatch.setenv("PATH", os.pathsep.join([str(folder)] + kept))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     assert shutil.which("java") is None
@@ -98,8 +99,8 @@ def test_device_cuda_without_cuda_is_one_line(data, tmp_path, capsys, device):  
     assert len(err.splitlines()) == 1 and f"--device {device}" in err and "--device cpu" in err
 
 
-def test_validation_failing_after_a_trained_epoch_keeps_it_and_resume_does_not_retrain(data, tmp_path, capsys,  # noqa: F811,E501
-                                                                                      monkeypatch):
+def test_validation_failing_after_a_trained_epoch_keeps_it_and_resume_does_not_retrain(
+        data, tmp_path, capsys, monkeypatch):  # noqa: F811
     """The scorer dies during epoch 0's validation: exit 2 naming the saved epoch; LAST holds the trained epoch
     (phase "validate"); --resume validates and tests it without a training step and ends with an uninterrupted run's
     weights and record."""
