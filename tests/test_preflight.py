@@ -83,6 +83,19 @@ def test_a_read_only_scorer_folder_stops_a_caption_run_before_training(data, tmp
     assert len(err.splitlines()) == 1 and "preflight: caption" in err and "pycocoevalcap" in err
 
 
+def test_a_java_that_does_not_tokenize_stops_a_caption_run_before_training(data, tmp_path, capsys,  # noqa: F811
+                                                                            monkeypatch):
+    """A ``java`` on PATH that starts but fails (a broken or too old runtime): the toy caption comes back empty."""
+    pytest.importorskip("pycocoevalcap")
+    fake = tmp_path / "bin" / "java"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Error: could not create the Java Virtual Machine.' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert train_main(argv(data, tmp_path / "run", extra="--tasks caption")) == 2
+    assert "preflight: caption" in capsys.readouterr().err
+
+
 def test_no_scorer_check_when_no_caption_is_scored():
     from vlpet.train.preflight import scored_caption_tasks
 

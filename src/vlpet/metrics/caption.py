@@ -116,6 +116,9 @@ def _tokenize(tokenizer_class, predictions, references) -> tuple[dict, dict]:
         raise EvaluationError(f"the PTB tokenizer could not start Java ({err}); {_JAVA_HINT}") from None
     except PermissionError as err:
         raise EvaluationError(f"the PTB tokenizer writes a temp file into the pycocoevalcap package: {err}") from None
+    if len(tokens) < len(captions):  # one output line per input line, unless Java failed (its lines are above)
+        raise EvaluationError(f"the PTB tokenizer returned {sum(map(len, tokens.values()))} of "
+                              f"{sum(map(len, captions.values()))} lines: its Java process failed ({_JAVA_HINT})")
     gts = {key: tokens[("ref", key)] for key in predictions}
     res = {key: tokens[("res", key)] for key in predictions}
     return gts, res
