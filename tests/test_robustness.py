@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,6 +173,7 @@ def test_corrupt_last_falls_back_to_the_previous_checkpoint(data, tmp_path, caps
 def test_corrupt_last_without_previous_is_one_line_with_advice(data, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "run"
     assert train_main(argv(data, out, extra="--tasks gqa")) == 0
+    shutil.rmtree(out / "LAST.prev")  # the epoch's pre-validation checkpoint, kept beside LAST
     (out / "LAST" / "pet_weights.safetensors").write_bytes(b"garbage")
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa --resume")) == 2
     err = capsys.readouterr().err

@@ -116,6 +116,7 @@ class SpeedConfig:
     compile_backend: str = "inductor"
     nan_check_every: int = field(default=1, metadata={"help": "steps between NaN/inf checks of the loss"})
     onednn: bool = field(default=False, metadata={"help": "CPU fp32: nn.Linear forwards through oneDNN"})
+    deterministic: bool = field(default=False, metadata={"help": "deterministic kernels (bit-equal reruns on GPU)"})
 
     def __post_init__(self):
         _positive(self, "nan_check_every")

@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--onednn", action="store_true",
                       help="CPU fp32: the model's Linear layers through oneDNN (faster than MKL on many CPUs; "
                            "outputs equal to fp32 rounding, not bit for bit)")
+    ours.add_argument("--deterministic", action="store_true",
+                      help="deterministic kernels: torch.use_deterministic_algorithms, the cuBLAS workspace "
+                           "setting, cuDNN deterministic, math SDPA on CUDA (slower; docs/gpu.md)")
     ours.add_argument("--nan_check_every", type=int, default=1,
                       help="check the loss for NaN/inf every N steps (1: every step, the default)")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
@@ -204,6 +207,9 @@ def validate(args: argparse.Namespace) -> None:
                          "weights); train for at least one epoch")
     check_save_every(args.save_every_steps, args.nan_check_every)
     check_peft_path(getattr(args, "peft_config", None))
+    if getattr(args, "deterministic", False) and getattr(args, "compile", False):
+        raise ValueError("--deterministic covers the eager kernels; leave out --compile (inductor's generated "
+                         "kernels are not covered)")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
         raise ValueError(f"--device {args.device}: choose auto, cpu, cuda or cuda:N")
 

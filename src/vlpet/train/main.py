@@ -26,7 +26,8 @@ from ..pet.peft_bridge import for_run
 from ..pet.trainable import count_parameters, percentage_line
 from .checkpoint import NonFiniteStateError, describe_checkpoint, latest_checkpoint
 from .data import build_data, load_source, seed_everything, task_list
-from .distributed import init_distributed, shutdown
+from . import preflight, speed
+from .distributed import barrier, init_distributed, shutdown
 from .interrupts import Interrupted, defer_signals, stop_signals
 from .lock import RunLock, RunLockedError
 from .loop import NonFiniteLossError
@@ -42,7 +43,7 @@ def run(args) -> int:
     (Ctrl-C, SIGTERM, SIGUSR1) save the position reached and exit 128 + the signal number."""
     runs: list[Run] = []
     try:
-        with stop_signals():
+        with stop_signals(), speed.deterministic_mode(getattr(args, "deterministic", False)):
             try:
                 return train(args, runs)
             except KeyboardInterrupt:
@@ -55,7 +56,10 @@ def run(args) -> int:
     except (DataError, CheckpointError, RunLockedError, ValueError) as err:
         if isinstance(err, NonFiniteStateError):
             return _non_finite(err, runs)
-        print(f"error: {err}", file=sys.stderr)
+        trained = runs and runs[0].saver.phase == "validate"  # e.g. a scorer failing after the epoch was saved
+        kept = f"; the trained epoch is saved: {_kept(runs)}; fix this and run the same command plus --resume" \
+            if trained else ""
+        print(f"error: {err}{kept}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
         return _non_finite(err, runs)
@@ -93,6 +97,7 @@ def _non_finite(err: Exception, runs: list) -> int:
 @records_status
 def train(args, runs: list | None = None) -> int:
     """The whole run; the ``Run`` object is appended to ``runs`` (for the messages of ``run``)."""
+    preflight.check_device(args.device, args.bf16)  # before anything touches CUDA
     d = init_distributed(args.device)
     model_cfg = model_config_from_args(args, args.explicit)
     pet_cfg = pet_config_from_args(args)
@@ -100,10 +105,12 @@ def train(args, runs: list | None = None) -> int:
         print(f"warning: --from_scratch with {pet_cfg.method}: the backbone is random and stays frozen, so the PET "
               "modules steer noise and the scores stay near zero; pass pretrained weights (--backbone DIR, e.g. the "
               "demo's <run>/backbone) or train the whole model (--method full_finetuning)", file=sys.stderr)
-    tokenizer = load_source("tokenizer", args.tokenizer or args.backbone, load_tokenizer)
-    model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     names = task_list(args)
     video = is_video(names)
+    if d.main:  # the scorers validation and test will need, in seconds rather than after an epoch
+        preflight.check_scorers(names, args.epochs)
+    tokenizer = load_source("tokenizer", args.tokenizer or args.backbone, load_tokenizer)
+    model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
     pet_cfg = for_run(pet_cfg, args.epochs * loaders["train"].steps_per_epoch)  # AdaLoRA: total_step of the run
     seed_everything(args.seed)
@@ -122,7 +129,8 @@ def train(args, runs: list | None = None) -> int:
         log.line(percentage_line(*counts))
         if loaded:
             log.line(f"loaded weights from {loaded}")
-        if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main)):
+        if not loaded and (side := init_side_network(model, loaders["train"], run_dir, save=d.main,
+                                                          wait=(lambda: barrier(d)) if d.enabled else None)):
             log.line(side)  # LST: the side network starts as the Fisher-pruned backbone (Fisher saved in run_dir)
         session = Run(args, d, model, tokenizer, loaders, run_dir, config, log, names)
         if runs is not None:

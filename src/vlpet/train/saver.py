@@ -42,6 +42,13 @@ class StepSaver:
     def end_training(self, out: dict) -> None:
         self.phase, self.train_out, self.done = "validate", out, self.total
 
+    def save_trained(self) -> None:
+        """The trained epoch before its validation (``LAST`` with phase "validate", the RNG states right after its
+        last step): a validation that fails (a missing scorer, a crash, a lost node) costs no training; ``--resume``
+        validates it without retraining. ``save_epoch`` then writes the validated record over it."""
+        if self.main and self.saved_at != (self.epoch, self.done, self.phase):
+            self._save_last(self.rng)
+
     def save_epoch(self, improved: bool) -> None:
         """The epoch's checkpoints: ``BEST`` when the selection average improved (video), then ``LAST``."""
         state = {"epoch": self.epoch, "step": self.step, "epoch_step": self.total, "tracker": self.tracker.state(),

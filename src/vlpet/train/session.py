@@ -64,6 +64,8 @@ class Run:
                                       hooks=self.hooks)
                 step = out.pop("step")
             self.saver.end_training(out)
+            if pending is None or epoch != start:  # a resumed trained epoch is already saved so
+                self.saver.save_trained()
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}
             if d.main:
                 record["val"] = _evaluate(self.tasks, self.model, self.loaders["val"], self.tokenizer, d,
