@@ -80,3 +80,36 @@ def test_a_different_process_count_is_refused():
     changes = resume_changes(Namespace(lr=1e-3), {"args": {"lr": 1e-3}, "world_size": 2}, 1)
     assert len(changes) == 1 and "NPROC=2" in changes[0]
     assert resume_changes(Namespace(lr=1e-3), {"args": {"lr": 1e-3}, "world_size": 2}, 2) == []
+
+
+def test_a_second_stop_signal_during_the_stop_sequence_is_absorbed(data, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """SIGTERM after step 3, then SIGINT and SIGTERM again while the position is being saved and the message
+    printed: the first signal decides (exit 143, "SIGTERM"), the save completes, the run resumes."""
+    from vlpet.train import main as trainer
+
+    run = tmp_path / "run"
+    original_on_step, original_save, original_stopped = (saver.StepSaver.on_step, saver.StepSaver.save_interrupted,
+                                                         trainer._stopped)
+
+    def term_after_3(self, done, step):
+        original_on_step(self, done, step)
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def save_twice_interrupted(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        original_save(self)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def stopped_then_interrupted(stop, runs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return original_stopped(stop, runs)
+
+    monkeypatch.setattr(saver.StepSaver, "on_step", term_after_3)
+    monkeypatch.setattr(saver.StepSaver, "save_interrupted", save_twice_interrupted)
+    monkeypatch.setattr(trainer, "_stopped", stopped_then_interrupted)
+    assert train_main(argv(data, run, epochs=2, extra=FLAGS)) == 143
+    err = capsys.readouterr().err
+    assert "interrupted (SIGTERM)" in err and "SIGINT" not in err and "global step 3" in err
+    assert json.loads((run / "summary.json").read_text())["status"].startswith("interrupted")
+    assert signal.getsignal(signal.SIGINT) is not None  # the handlers in place before the run are back

@@ -41,14 +41,14 @@ def run(args) -> int:
     (Ctrl-C, SIGTERM, SIGUSR1) save the position reached and exit 128 + the signal number."""
     runs: list[Run] = []
     try:
-        with stop_signals():
+        with stop_signals():  # a second stop signal is absorbed until the message is out (interrupts._raise)
             try:
                 return train(args, runs)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
                 if runs:
                     with defer_signals():
                         runs[0].saver.save_interrupted()
-                raise
+                return _stopped(stop if isinstance(stop, Interrupted) else Interrupted(), runs)
     except KeyboardInterrupt as stop:
         return _stopped(stop if isinstance(stop, Interrupted) else Interrupted(), runs)
     except (DataError, CheckpointError, RunLockedError, ValueError) as err:
