@@ -82,9 +82,11 @@ def test_a_different_process_count_is_refused():
     assert resume_changes(Namespace(lr=1e-3), {"args": {"lr": 1e-3}, "world_size": 2}, 2) == []
 
 
-def test_a_second_stop_signal_during_the_stop_sequence_is_absorbed(data, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_a_second_stop_signal_during_the_stop_sequence_is_absorbed(data, finished, tmp_path, monkeypatch,
+                                                                    capsys):  # noqa: F811
     """SIGTERM after step 3, then SIGINT and SIGTERM again while the position is being saved and the message
-    printed: the first signal decides (exit 143, "SIGTERM"), the save completes, the run resumes."""
+    printed: the first signal decides (exit 143, "SIGTERM"), the save completes; the resumed run ends with the
+    uninterrupted run's weights and its epoch record's train loss covers all the epoch's steps."""
     from vlpet.train import main as trainer
 
     run = tmp_path / "run"
@@ -108,8 +110,14 @@ def test_a_second_stop_signal_during_the_stop_sequence_is_absorbed(data, tmp_pat
     monkeypatch.setattr(saver.StepSaver, "on_step", term_after_3)
     monkeypatch.setattr(saver.StepSaver, "save_interrupted", save_twice_interrupted)
     monkeypatch.setattr(trainer, "_stopped", stopped_then_interrupted)
-    assert train_main(argv(data, run, epochs=2, extra=FLAGS)) == 143
+    assert train_main(argv(data, run, extra=FLAGS)) == 143
     err = capsys.readouterr().err
     assert "interrupted (SIGTERM)" in err and "SIGINT" not in err and "global step 3" in err
     assert json.loads((run / "summary.json").read_text())["status"].startswith("interrupted")
-    assert signal.getsignal(signal.SIGINT) is not None  # the handlers in place before the run are back
+    monkeypatch.undo()
+    assert train_main(argv(data, run, extra=FLAGS + " --resume")) == 0
+    _assert_same(_weights(finished), _weights(run))
+    first, resumed = (json.loads((r / "metrics.jsonl").read_text().splitlines()[0])["train"] for r in (finished, run))
+    assert first.keys() == resumed.keys()
+    for key in first:
+        assert resumed[key] == pytest.approx(first[key], rel=1e-9), key

@@ -36,9 +36,36 @@ def _task(tasks: dict[str, Task] | None, name: str) -> Task:
     return tasks[name] if tasks and name in tasks else get_task(name)
 
 
+class EpochLosses:
+    """The training losses of one epoch, per task, on the device; ``carry`` continues the sums and counts of a
+    resumed epoch's earlier steps (saved in the step checkpoint), so the epoch's record covers all of its steps."""
+
+    def __init__(self, carry: dict | None = None):
+        self.carry = {task: (float(total), int(count)) for task, (total, count) in (carry or {}).items()}
+        self.items: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, task: str, loss: torch.Tensor) -> None:
+        self.items.setdefault(task, []).append(loss.detach())
+
+    def totals(self) -> dict[str, list]:
+        """``{task: [sum, count]}`` so far (one host sync per task)."""
+        out = {task: [total, count] for task, (total, count) in self.carry.items()}
+        for task, values in self.items.items():
+            total, count = out.get(task, [0.0, 0])
+            out[task] = [total + sum(torch.stack(values).tolist()), count + len(values)]
+        return out
+
+    def record(self) -> dict[str, float]:
+        """``{"loss_<task>": mean, ..., "loss": mean over every step}``."""
+        totals = self.totals()
+        out = {f"loss_{task}": total / count for task, (total, count) in totals.items() if count}
+        out["loss"] = sum(t for t, _ in totals.values()) / max(1, sum(c for _, c in totals.values()))
+        return out
+
+
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
                 show: bool = True, on_step=None, tasks: dict[str, Task] | None = None,
-                nan_check_every: int = 1) -> dict:
+                nan_check_every: int = 1, losses: EpochLosses | None = None) -> dict:
     """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
     ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``.
 
@@ -53,13 +80,13 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     model.train()
     done = getattr(loader, "start", 0)
     params = [p for p in model.parameters() if p.requires_grad]
-    losses: dict[str, list[torch.Tensor]] = {}
+    losses = EpochLosses() if losses is None else losses
     pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet checked
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False, dynamic_ncols=True)
     for batch in bar:
         task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
-        losses.setdefault(batch["task"], []).append(loss.detach())
+        losses.add(batch["task"], loss)
         pending.append((step, batch["task"], loss.detach()))
         if (step + 1) % nan_check_every == 0:
             _check_finite(pending, epoch, bar)
@@ -76,9 +103,7 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
             if on_step is not None:  # inside: a Ctrl-C never separates an update from its bookkeeping
                 on_step(done, step)
     _check_finite(pending, epoch, bar)
-    values = {task: torch.stack(v).tolist() for task, v in losses.items()}  # one host sync per task
-    out = {f"loss_{task}": sum(v) / len(v) for task, v in values.items()}
-    out["loss"] = sum(sum(v) for v in values.values()) / max(1, sum(len(v) for v in values.values()))
+    out = losses.record()
     out["step"] = step
     return out
 

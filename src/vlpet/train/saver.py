@@ -24,11 +24,13 @@ class StepSaver:
         self.optimizer, self.scheduler, self.tracker = optimizer, scheduler, tracker
         self.every, self.main = every, main
         self.epoch, self.first, self.done, self.total, self.step, self.rng = 0, 0, 0, 0, 0, None
-        self.phase, self.train_out, self.saved_at = "train", None, None
+        self.phase, self.train_out, self.saved_at, self.losses = "train", None, None, None
 
-    def begin_epoch(self, epoch: int, first: int, steps_per_epoch: int, step: int) -> None:
+    def begin_epoch(self, epoch: int, first: int, steps_per_epoch: int, step: int, losses=None) -> None:
+        """``losses``: the epoch's ``EpochLosses``; their sums go into step checkpoints (a resumed epoch's record
+        then covers all its steps)."""
         self.epoch, self.first, self.done, self.total, self.step = epoch, first, first, steps_per_epoch, step
-        self.phase, self.saved_at = "train", (epoch, first, "train")
+        self.phase, self.saved_at, self.losses = "train", (epoch, first, "train"), losses
 
     def on_step(self, done: int, step: int) -> None:
         """Called by ``train_epoch`` after each optimizer step (``done`` steps of this epoch, ``step`` in all)."""
@@ -68,6 +70,8 @@ class StepSaver:
                  "phase": self.phase}
         if self.phase == "validate":
             state["train"] = self.train_out
+        elif self.losses is not None:
+            state["losses"] = self.losses.totals()
         return state
 
     def _save_last(self, rng=None) -> None:

@@ -13,7 +13,7 @@ from .checkpoint import load_checkpoint
 from .device import DeviceLoader
 from .distributed import Dist, barrier
 from .interrupts import defer_signals
-from .loop import BestTracker, evaluate, tasks_for, train_epoch
+from .loop import BestTracker, EpochLosses, evaluate, tasks_for, train_epoch
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 from .resume import resume_state
 from .runlog import RunLog
@@ -44,7 +44,7 @@ class Run:
 
     def fit(self) -> None:
         args, d = self.args, self.d
-        start, first, step, pending = 0, 0, 0, None
+        start, first, step, pending, self.carry = 0, 0, 0, None, None
         if args.resume:
             start, first, step, pending = self._resume()
         net = _wrap(speed.compile_model(self.model, self.speed, d.device), d, self.config["pet"]["method"])
@@ -54,11 +54,12 @@ class Run:
                 out = dict(pending)
             else:
                 self.train_loader.set_epoch(epoch, first if epoch == start else 0)
-                self.saver.begin_epoch(epoch, self.train_loader.start, steps_per_epoch, step)
+                losses = EpochLosses(self.carry if epoch == start else None)  # a resumed epoch's earlier steps
+                self.saver.begin_epoch(epoch, self.train_loader.start, steps_per_epoch, step, losses)
                 with self.autocast:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
-                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every)
+                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every, losses=losses)
                 step = out.pop("step")
             self.saver.end_training(out)
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}
@@ -98,6 +99,8 @@ class Run:
             self.saver.begin_epoch(epoch, done, total, state["step"])
             return epoch, done, state["step"], state.get("train", {})
         start, first = (epoch, done) if done < total else (epoch + 1, 0)
+        if done < total:
+            self.carry = state.get("losses")  # the epoch's losses before the checkpoint (older checkpoints: none)
         return start, first, state["step"], None
 
 def _test(args, tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, autocast, log: RunLog,
