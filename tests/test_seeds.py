@@ -15,10 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS_SH = ROOT / "scripts" / "seeds.sh"
 
-# A stand-in for `python`: `-m torch.distributed.run ...` records its call and plays a run (failing for FAIL_SEED),
+# A stand-in for `python`: `-m vlpet.train.launch ...` records its call and plays a run (failing for FAIL_SEED),
 # anything else (vlpet.report.status) runs the real interpreter.
 FAKE_PYTHON = """#!/usr/bin/env bash
-if [ "$1 $2" != "-m torch.distributed.run" ]; then exec {python} "$@"; fi
+if [ "$1 $2" != "-m vlpet.train.launch" ]; then exec {python} "$@"; fi
 echo "CVD=${{CUDA_VISIBLE_DEVICES:-}} $*" >> {calls}
 out="" seed=""
 while [ $# -gt 0 ]; do

@@ -1,4 +1,4 @@
-"""The run's data: ``--tasks`` → the train loader (every rank) and the val / test loaders (main process), each
+"""The run's data: ``--tasks`` → the train loader and the val / test loaders (sharded over the ranks), each
 split checked before anything heavy is built; the tokenizer and backbone loaded with one clear error."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from ..data.layout import DataError, DataLayout
 from ..data.multitask import MultitaskLoader, build_datasets, build_loaders, task_prompts
 from ..data.video import VideoLayout, build_video_datasets, build_video_loaders, video_task_prompts
+from .shard import shard_loader
 from .video import VIDEO_TASKS
 
 IMAGE_TASKS = ("vqa", "gqa", "nlvr", "caption")
@@ -33,10 +34,13 @@ def task_list(args) -> list[str]:
     return tasks
 
 
-def build_data(args, tokenizer, main: bool, tasks: list[str], video: bool, n_frames: int, feat_dim: int) -> dict:
-    """Train loader (a ``MultitaskLoader``) on every rank; val and test loaders on the main process only (as the
-    official trainers). ``video`` picks the VALUE video data (``n_frames`` = ``--n_boxes``), else the image-text data.
-    Every split the run uses is checked first (``check_split``): not empty, features of dimension ``feat_dim``."""
+def build_data(args, tokenizer, rank: int, world: int, tasks: list[str], video: bool, n_frames: int,
+               feat_dim: int) -> dict:
+    """Train loader (a ``MultitaskLoader``) and val and test loaders on every rank; under DDP (``world`` > 1) the
+    val and test loaders hold this rank's share of each split (``shard.shard_loader``; the official trainers
+    evaluated on rank 0 while the others waited). ``video`` picks the VALUE video data (``n_frames`` = ``--n_boxes``),
+    else the image-text data. Every split the run uses is checked first (``check_split``): not empty, features of
+    dimension ``feat_dim``."""
     if video:
         layout = VideoLayout(args.datasets_root)
         prompts = video_task_prompts(args.use_tasks_prompts)
@@ -54,15 +58,15 @@ def build_data(args, tokenizer, main: bool, tasks: list[str], video: bool, n_fra
     limit = lambda topk: int(topk) if topk and topk > 1 else None  # noqa: E731  (official --train_topk > 1: first N)
     phases = (["train", "val"] if args.epochs > 0 else []) + ["test"]
     built = {phase: datasets(phase, limit(args.train_topk if phase == "train" else args.valid_topk))
-             for phase in ("train", "val", "test") if phase == "train" or main}
+             for phase in ("train", "val", "test")}
     for phase in phases:
         for task, ds in built.get(phase, {}).items():
             check_split(ds, task, phase, feat_dim)
     loaders = {"train": MultitaskLoader(loaders_of(built["train"], args.batch_size, True, args.num_workers),
                                         args.seed)}
-    if main:  # the official code validates and tests on rank 0 only
-        for phase in ("val", "test"):
-            loaders[phase] = loaders_of(built[phase], args.batch_size, False, args.num_workers)
+    for phase in ("val", "test"):
+        loaders[phase] = {task: shard_loader(loader, rank, world)
+                          for task, loader in loaders_of(built[phase], args.batch_size, False, args.num_workers).items()}
     return loaders
 
 

@@ -2,7 +2,7 @@
 
 * ``train_epoch``: one pass over a ``MultitaskLoader``; each single-task batch's loss is its task's official loss
   (``vlpet.tasks``), backward, ``clip_grad_norm_``, optimizer step, scheduler step, grads set to None. A NaN/inf loss
-  stops the run with an error naming the step and the task.
+  stops the run with an error naming the step and the task (under DDP every rank stops at the same check).
 * ``evaluate``: per-task scores on the paper's scale: each task predicts its loader and scores the predictions.
 * ``BestTracker``: the official per-task best values (and the video 4-task average that picks ``BEST``).
 
@@ -15,6 +15,7 @@ import math
 import time
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..metrics.video import selection_score
@@ -113,22 +114,40 @@ def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar)
     if not pending:
         return
     values = torch.stack([loss for _, _, loss in pending]).tolist()
-    for (step, task, _), value in zip(pending, values):
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"loss is {value} at step {step} (epoch {epoch}), task {task}")
+    bad = next((f"loss is {value} at step {step} (epoch {epoch}), task {task}"
+                for (step, task, _), value in zip(pending, values) if not math.isfinite(value)), None)
+    if _agreed(bad is not None, pending[-1][2].device) and bad is None:
+        bad = f"the loss became non-finite in another DDP process by step {pending[-1][0]} (epoch {epoch})"
+    if bad is not None:
+        raise NonFiniteLossError(bad)
     bar.set_postfix(task=pending[-1][1], loss=f"{values[-1]:.3f}")
     pending.clear()
 
 
+def _agreed(flag: bool, device: torch.device) -> bool:
+    """Under DDP: whether ``flag`` holds on any rank (every rank calls this at the same steps, so all of them stop
+    together instead of leaving the others waiting in the gradient all-reduce); else ``flag``."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def evaluate(model, loaders: dict, tokenizer, show: bool = False, timings: dict | None = None,
-             tasks: dict[str, Task] | None = None) -> dict[str, float]:
+             tasks: dict[str, Task] | None = None, gather=None) -> dict[str, float]:
     """``{task: score}`` for every loader (one per task); ``tasks`` as in ``train_epoch``; ``timings`` (if given)
-    receives seconds per task."""
+    receives seconds per task. ``gather`` (DDP, ``shard.gather``): each rank's loaders hold its share of a split;
+    ``gather(predictions)`` returns them all on rank 0, which scores them, and None elsewhere ({} is returned)."""
     scores = {}
     for name, loader in loaders.items():
         start = time.perf_counter()
         task = _task(tasks, name)
-        scores[name] = task.score(task.predict(model, loader, tokenizer, show), loader)
+        predictions = task.predict(model, loader, tokenizer, show)
+        if gather is not None:
+            predictions = gather(predictions)
+        if predictions is not None:
+            scores[name] = task.score(predictions, loader)
         if timings is not None:
             timings[name] = round(time.perf_counter() - start, 2)
     return scores

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 
 from ..config import to_dict
@@ -54,14 +55,27 @@ def run(args) -> int:
     except (DataError, CheckpointError, RunLockedError, ValueError) as err:
         if isinstance(err, NonFiniteStateError):
             return _non_finite(err, runs)
-        print(f"error: {err}", file=sys.stderr)
+        _say(f"error: {err}")
         return 2
     except NonFiniteLossError as err:
         return _non_finite(err, runs)
     except OSError as err:
         where = err.filename or "a file"
-        print(f"error: cannot write or read {where}: {err.strerror or err}; {_kept(runs)}", file=sys.stderr)
+        _say(f"error: cannot write or read {where}: {err.strerror or err}; {_kept(runs)}")
         return 74
+
+
+def _rank() -> int:
+    """This process's DDP rank (torchrun's RANK; 0 alone)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def _say(text: str) -> None:
+    """One line on stderr; under DDP the other ranks' lines name their rank (rank 0 speaks for the run)."""
+    print(f"rank {_rank()}: {text}" if _rank() else text, file=sys.stderr)
 
 
 def _kept(runs: list) -> str:
@@ -73,6 +87,8 @@ def _kept(runs: list) -> str:
 
 def _stopped(stop: Interrupted, runs: list) -> int:
     name = stop.args[0] if stop.args else "SIGINT"
+    if _rank():  # rank 0 says what was saved; the launcher's exit code is rank 0's
+        return stop.exit_code
     if not runs:
         print(f"interrupted ({name}) before training started: nothing was saved", file=sys.stderr)
     elif runs[0].saver.phase == "test":
@@ -85,21 +101,21 @@ def _stopped(stop: Interrupted, runs: list) -> int:
 
 
 def _non_finite(err: Exception, runs: list) -> int:
-    print(f"error: training stopped: {err}; nothing non-finite was saved: {_kept(runs)}", file=sys.stderr)
+    _say(f"error: training stopped: {err}" + ("" if _rank() else f"; nothing non-finite was saved: {_kept(runs)}"))
     return 3
 
 
 @records_status
 def train(args, runs: list | None = None) -> int:
     """The whole run; the ``Run`` object is appended to ``runs`` (for the messages of ``run``)."""
-    d = init_distributed(args.device)
+    d = init_distributed(args.device, getattr(args, "ddp_timeout", 30.0))
     model_cfg = model_config_from_args(args, args.explicit)
     pet_cfg = pet_config_from_args(args)
     tokenizer = load_source("tokenizer", args.tokenizer or args.backbone, load_tokenizer)
     model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     names = task_list(args)
     video = is_video(names)
-    loaders = build_data(args, tokenizer, d.main, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
+    loaders = build_data(args, tokenizer, d.rank, d.world_size, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
     seed_everything(args.seed)
     model = load_source("backbone", model_cfg.backbone, lambda _: build_model(model_cfg, pet_cfg)).to(d.device)
     loaded = load_initial_weights(model, args.load) if args.load and not args.resume else None
