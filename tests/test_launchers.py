@@ -76,3 +76,48 @@ def test_two_processes_sigterm_to_the_launcher_exits_143(data, tmp_path):  # noq
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-3000:]
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err and "ChildFailedError" not in err
+
+
+def _hub_args(data: Path, out: Path, backbone: str, tokenizer: str | None) -> list[str]:  # noqa: F811
+    from test_trainer import argv
+
+    args = [a for a in argv(data, out, extra="--tasks gqa") if a != "--from_scratch"]
+    args[args.index("--backbone") + 1] = backbone
+    if tokenizer is None:
+        i = args.index("--tokenizer")
+        del args[i:i + 2]
+    else:
+        args[args.index("--tokenizer") + 1] = tokenizer
+    return args
+
+
+def test_an_unreachable_hub_fails_at_once_in_one_line(data, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """Not in the cache, not offline by the environment, but the hub cannot be reached (a closed local port): one
+    line within seconds, before huggingface_hub's retries (23-90 s of messages before)."""
+    import socket
+
+    from vlpet.commands.train import main as train_main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    start = time.time()
+    assert train_main(_hub_args(data, tmp_path / "run", "facebook/bart-base", None)) == 2
+    err = capsys.readouterr().err.strip()
+    assert time.time() - start < 20 and len(err.splitlines()) == 1
+    assert "cannot be reached" in err and "hf download facebook/bart-base" in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("backbone", ["tiny-bart", "bart-base"])
+def test_a_preset_as_tokenizer_gets_no_hf_download_advice(data, tmp_path, capsys, backbone):  # noqa: F811
+    from vlpet.commands.train import main as train_main
+
+    assert train_main(_hub_args(data, tmp_path / "run", backbone, None) + ["--from_scratch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "preset" in err and "--tokenizer" in err and "hf download" not in err
+    assert ("facebook/bart-base" in err) == (backbone == "bart-base")

@@ -21,6 +21,7 @@ from ..data.layout import DataError
 from ..data.tokenizer import load_tokenizer
 from ..flags.published import model_config_from_args, pet_config_from_args
 from ..models.build import build_model
+from ..models.presets import PRESETS
 from ..pet.lst import init_side_network
 from ..pet.official import CheckpointError
 from ..pet.trainable import count_parameters, percentage_line
@@ -105,6 +106,13 @@ def _non_finite(err: Exception, runs: list) -> int:
     return 3
 
 
+def hub_id_of(backbone: str) -> str | None:
+    """The hub id ``from_pretrained`` fetches for ``--backbone`` (a preset name maps to its hub id; None for a
+    preset without pretrained weights, which ``build_model`` refuses in its own words)."""
+    preset = PRESETS.get(backbone)
+    return backbone if preset is None else preset.hf_id
+
+
 @records_status
 def train(args, runs: list | None = None) -> int:
     """The whole run; the ``Run`` object is appended to ``runs`` (for the messages of ``run``)."""
@@ -117,7 +125,8 @@ def train(args, runs: list | None = None) -> int:
     video = is_video(names)
     loaders = build_data(args, tokenizer, d.rank, d.world_size, names, video, model_cfg.n_boxes, model_cfg.feat_dim)
     seed_everything(args.seed)
-    model = load_source("backbone", model_cfg.backbone, lambda _: build_model(model_cfg, pet_cfg)).to(d.device)
+    model = load_source("backbone", model_cfg.backbone, lambda _: build_model(model_cfg, pet_cfg),
+                        hub_id=hub_id_of(model_cfg.backbone) if model_cfg.pretrained else None).to(d.device)
     loaded = load_initial_weights(model, args.load) if args.load and not args.resume else None
     run_dir = run_dir_for(args, model.kind, video)
     with RunLock(run_dir) if d.main else contextlib.nullcontext():
