@@ -29,6 +29,19 @@ def exit_code(failures: dict) -> int:
     return 128 - code if code < 0 else code or 1
 
 
+def _first_signal_only(handler):
+    """torchrun's stop handler for the first signal only: a second one (e.g. SLURM signalling both the launcher and
+    its children) arriving while the workers save and stop must not cut that wait short."""
+    import signal
+
+    def first(signum, frame):
+        for sig in STOP_SIGNALS.split(","):
+            signal.signal(getattr(signal, sig), signal.SIG_IGN)
+        handler(signum, frame)
+
+    return first
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or not argv[0].isdigit() or int(argv[0]) < 1:
@@ -44,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     if nproc == 1:
         os.execv(sys.executable, [sys.executable, "-m", "vlpet", "train", *flags])
     os.environ.setdefault("TORCHELASTIC_SIGNALS_TO_HANDLE", STOP_SIGNALS)
+    from torch.distributed.elastic.multiprocessing import api
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
+
+    api._terminate_process_handler = _first_signal_only(api._terminate_process_handler)
 
     args = get_args_parser().parse_args([f"--nproc_per_node={nproc}", f"--master_port={port}", "-m", "vlpet",
                                          "train", *flags])
