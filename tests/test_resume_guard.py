@@ -38,13 +38,13 @@ def finished(data, tmp_path_factory):  # noqa: F811
 def test_resume_refuses_a_changed_flag_in_one_line(data, finished, tmp_path, capsys, change, named):  # noqa: F811
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    before = (run / "config.json").read_text()
+    before = [(run / name).read_text() for name in ("config.json", "summary.json")]
     args = argv(data, run, extra=FLAGS + " --resume")
     # later flags win: the changed values come last
     assert train_main(args + change.split()) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and "--output" in err and "Traceback" not in err
-    assert (run / "config.json").read_text() == before  # the record is not rewritten
+    assert [(run / name).read_text() for name in ("config.json", "summary.json")] == before  # records kept
 
 
 def test_resume_names_every_changed_flag(data, finished, tmp_path, capsys):  # noqa: F811

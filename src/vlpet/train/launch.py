@@ -63,13 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.run import get_args_parser, run
 
     api._terminate_process_handler = _first_signal_only(api._terminate_process_handler)
+    import logging
+
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the ranks' own lines come last
 
     args = get_args_parser().parse_args([f"--nproc_per_node={nproc}", f"--master_port={port}", "-m", "vlpet",
                                          "train", *flags])
     try:
         run(args)
     except ChildFailedError as err:
-        return exit_code(err.failures)
+        code = exit_code(err.failures)
+        if code > 128:  # killed by a signal: the rank could not say so itself
+            import signal
+
+            name = signal.Signals(code - 128).name if code - 128 in signal.Signals._value2member_map_ else code
+            print(f"error: a training process was killed by {name} (exit {code})", file=sys.stderr)
+        return code
     except SignalException as stop:  # the ranks got the signal and have stopped (or were killed after a timeout)
         from .interrupts import absorb_stop_signals
 
