@@ -69,7 +69,8 @@ def test_resume_allow_list_is_explicit():
     from vlpet.train.resume import RESUME_MAY_CHANGE
 
     assert {"num_workers", "no_progress", "wandb", "device", "resume", "output"} <= RESUME_MAY_CHANGE
-    assert not {"lr", "seed", "dropout", "batch_size", "tasks", "epochs", "bf16", "tf32", "backbone"} & RESUME_MAY_CHANGE
+    defining = {"lr", "seed", "dropout", "batch_size", "tasks", "epochs", "bf16", "tf32", "backbone", "tokenizer"}
+    assert not defining & RESUME_MAY_CHANGE
 
 
 def test_a_different_process_count_is_refused():
@@ -82,8 +83,8 @@ def test_a_different_process_count_is_refused():
     assert resume_changes(Namespace(lr=1e-3), {"args": {"lr": 1e-3}, "world_size": 2}, 2) == []
 
 
-def test_a_second_stop_signal_during_the_stop_sequence_is_absorbed(data, finished, tmp_path, monkeypatch,
-                                                                    capsys):  # noqa: F811
+def test_a_second_stop_signal_during_the_stop_sequence_is_absorbed(data, finished, tmp_path, monkeypatch,  # noqa: F811
+                                                                    capsys):
     """SIGTERM after step 3, then SIGINT and SIGTERM again while the position is being saved and the message
     printed: the first signal decides (exit 143, "SIGTERM"), the save completes; the resumed run ends with the
     uninterrupted run's weights and its epoch record's train loss covers all the epoch's steps."""

@@ -84,8 +84,8 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 # --------------------------------------------------------------------------------------------------- RNG
 def capture_rng() -> dict[str, Any]:
-    """The python, numpy, torch CPU and (when available) the current CUDA device's RNG states, as plain values and tensors
-    (loadable with ``torch.load(weights_only=True)``)."""
+    """The python, numpy, torch CPU and (when available) the current CUDA device's RNG states, as plain values and
+    tensors (loadable with ``torch.load(weights_only=True)``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     rng: dict[str, Any] = {
         "python": random.getstate(),

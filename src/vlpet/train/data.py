@@ -68,8 +68,8 @@ def build_data(args, tokenizer, rank: int, world: int, tasks: list[str], video: 
     loaders = {"train": MultitaskLoader(loaders_of(built["train"], args.batch_size, True, args.num_workers),
                                         args.seed)}
     for phase in ("val", "test"):
-        loaders[phase] = {task: shard_loader(loader, rank, world)
-                          for task, loader in loaders_of(built[phase], args.batch_size, False, args.num_workers).items()}
+        whole = loaders_of(built[phase], args.batch_size, False, args.num_workers)
+        loaders[phase] = {task: shard_loader(loader, rank, world) for task, loader in whole.items()}
     return loaders
 
 
@@ -113,8 +113,9 @@ def load_source(kind: str, name: str, load, hub_id: str | None = None):
         return load(name)
     except OSError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hub = hub_id is not None and hub_id not in PRESETS
         advice = (f"If it is a hub id and this machine is offline, it is not in the local cache; download it first "
-                  f"with `hf download {hub_id}` (or pass a local folder)" if hub_id is not None and hub_id not in PRESETS
+                  f"with `hf download {hub_id}` (or pass a local folder)" if hub
                   else "Pass a local folder saved with save_pretrained")
         raise ValueError(f"cannot load the {kind} {name}: {reason.rstrip('.')}. {advice}") from None
 
@@ -141,7 +142,7 @@ def _check_hub_reachable(kind: str, hub_id: str) -> None:
     except Exception:  # noqa: BLE001 - not a valid repo id, a broken cache, ...: from_pretrained says what is wrong
         return
     if _offline_env():
-        why = "HF_HUB_OFFLINE is set"
+        why = "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set"
     else:
         if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
             return
