@@ -133,3 +133,15 @@ def test_each_rank_resumes_its_own_rng_states(data, two_process_run, tmp_path): 
     assert done.returncode == 0, done.stderr[-3000:]
     assert "warning: rank" not in done.stderr
     _assert_same(_weights(run), _weights(cut))
+
+
+def test_a_missing_rank_rng_file_is_one_warning_and_a_derived_seed(tmp_path):
+    """The documented fallback: no file for the checkpoint's step → a warning naming it, streams from a seed derived
+    from --seed, the rank and the step (the same on every try)."""
+    from vlpet.train.saver import restore_rank_rng
+
+    warning = restore_rank_rng(tmp_path, 1, {"step": 7, "phase": "train"}, seed=3)
+    assert warning.startswith("warning: rank 1") and "rank1-step7-train.pt" in warning and "not bit-equal" in warning
+    first = torch.rand(3)
+    restore_rank_rng(tmp_path, 1, {"step": 7, "phase": "train"}, seed=3)
+    assert torch.equal(first, torch.rand(3))
