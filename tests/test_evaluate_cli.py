@@ -13,13 +13,17 @@ def write(path, data):
     return str(path)
 
 
-def run_cli(capsys, *argv):
-    """Run the command; return (exit code, parsed JSON line or None, stderr)."""
+def run_cli(capsys, *argv, coverage=False):
+    """Run the command; return (exit code, parsed JSON line or None, stderr). The line's "coverage" is checked
+    against its scored "n" and left out unless ``coverage``."""
     code = evaluate.main(list(argv))
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert len(lines) == (1 if code == 0 else 0)
-    return code, json.loads(lines[0]) if lines else None, captured.err
+    result = json.loads(lines[0]) if lines else None
+    if result is not None and not coverage:
+        assert result.pop("coverage")["predicted"] == result["n"]
+    return code, result, captured.err
 
 
 def vqa_annotation(qid, answers, answer_type):
@@ -150,7 +154,6 @@ def test_unknown_ids_name_both_files(capsys, tmp_path, vqa_files):
 def test_nlvr_errors(capsys, tmp_path):
     gt = write(tmp_path / "test.json", NLVR_GT)
     partial = write(tmp_path / "partial.json", [{"identifier": "test1-0-0-0", "label": 1}])
-    assert_fails(capsys, ["nlvr", "--pred", partial, "--gt", gt], partial, "2 labelled example(s) have no prediction")
     bad_label = write(tmp_path / "label.json", [{"identifier": "test1-0-0-0", "label": "True"}])
     assert_fails(capsys, ["nlvr", "--pred", bad_label, "--gt", gt], bad_label, "not 0/1")
     no_key = write(tmp_path / "key.json", [{"label": 1}])
@@ -169,3 +172,27 @@ def test_caption_errors(capsys, tmp_path):
     assert_fails(capsys, ["caption", "--pred", pred, "--gt", pred], pred, "dataset_coco.json")
     no_split = write(tmp_path / "no_split.json", {"images": [{"filename": "x.jpg", "sentences": []}]})
     assert_fails(capsys, ["caption", "--pred", pred, "--gt", no_split], no_split, "lacks 'split'")
+
+
+def test_a_partial_predictions_file_is_scored_alike_for_every_task(capsys, tmp_path, vqa_files):
+    """Every task scores the predicted items only, adds their coverage to the JSON line and warns on stderr
+    naming both files (NLVR2 used to refuse what GQA scored silently)."""
+    _, vqa_gt = vqa_files
+    gqa_gt = write(tmp_path / "testdev.json", [{"question_id": str(i), "label": {"red": 1.0}} for i in range(8)])
+    nlvr_gt = write(tmp_path / "test.json", NLVR_GT)
+    images = [{"filename": f"COCO_val2014_00000000000{i}.jpg", "split": "test", "sentences": [{"raw": "A dog."}]}
+              for i in range(1, 4)]
+    coco_gt = write(tmp_path / "dataset_coco.json", {"images": images})
+    cases = {"vqa": ([{"question_id": 1, "answer": "yes"}], vqa_gt, 4),
+             "gqa": ([{"question_id": "3", "answer": "red"}], gqa_gt, 8),
+             "nlvr": ([{"identifier": NLVR_GT[0]["identifier"], "label": NLVR_GT[0]["label"]}], nlvr_gt, len(NLVR_GT)),
+             "caption": ([{"image_id": "COCO_val2014_000000000001", "caption": "a dog"}], coco_gt, 3)}
+    for task, (pred, gt, labelled) in cases.items():
+        if task == "caption":
+            pytest.importorskip("pycocoevalcap")
+        path = write(tmp_path / f"partial_{task}.json", pred)
+        code, result, err = run_cli(capsys, task, "--pred", path, "--gt", gt, coverage=True)
+        assert code == 0 and result["n"] == 1, task
+        assert result["coverage"] == {"predicted": 1, "labelled": labelled}, task
+        assert err.count("\n") == 1 and "warning" in err and path in err and gt in err, task
+        assert f"predicts 1 of the {labelled} labelled items" in err, task

@@ -1,9 +1,13 @@
 """Golden equivalence with the official VL-PET code (issue: core) and the Ladder-Side-Tuning code (T5 baselines, LST).
 
 For every fixture (the folders are enumerated: tests/fixtures/official and official-lst; ``VLPET_GOLDEN_DIR`` points at another folder of the same
-format, os.pathsep-separated): official weights in, then encoder output, logits and losses ≤1e-5 absolute, every trainable gradient
-≤1e-4 relative, the trainable set, and the greedy / beam-5 generated ids exactly. A VL-PET fixture that cannot
-be run fails; only a baseline whose method is not implemented (vlpet.flags.published.UNSUPPORTED) is skipped, by name.
+format, os.pathsep-separated): official weights in, then encoder output, logits, losses and LST's side outputs
+within the float32 reordering tolerance of ``golden.check_close`` (scaled to the reference's magnitude and the
+model's depth, so that it holds on any processor and on CUDA; the derivation is in golden.py), every trainable
+gradient ≤1e-4 of its largest reference value, the trainable set, and the greedy / beam-5 generated ids and the
+masks exactly. Each comparison prints its max deviation (``pytest -s`` or ``-rA``; ``-v`` adds a summary table).
+A VL-PET fixture that cannot be run fails; only a baseline whose method is not implemented
+(vlpet.flags.published.UNSUPPORTED) is skipped, by name. test_golden_tolerance.py shows that real defects still fail.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from golden import Fixture, fixture_names, golden_dirs, is_vlpet, side_outputs, 
 from vlpet.flags.published import UNSUPPORTED
 
 NAMES = fixture_names()
-ATOL = 1e-5
+pytestmark = pytest.mark.golden
 
 
 def test_golden_folder_is_not_empty():
@@ -48,15 +52,14 @@ def test_encoder_logits_losses(case):
     with torch.no_grad():
         out = _forward(fx, model)
     ref = fx.outputs
-    torch.testing.assert_close(out.encoder_last_hidden_state, ref["encoder_last_hidden_state"], atol=ATOL, rtol=0)
+    fx.check("encoder_last_hidden_state", out.encoder_last_hidden_state)
     torch.testing.assert_close(out.encoder_attention_mask.to(ref["encoder_attention_mask"].dtype),
                                ref["encoder_attention_mask"], atol=0, rtol=0)
     assert torch.equal(out.decoder_input_ids, ref["decoder_input_ids"])
-    torch.testing.assert_close(out.logits, ref["logits"], atol=ATOL, rtol=0)
+    fx.check("logits", out.logits)
     from vlpet.losses import token_losses
 
-    torch.testing.assert_close(token_losses(out.logits, fx.inputs["target_ids"]).flatten(), ref["loss_per_token"],
-                               atol=ATOL, rtol=0)
+    fx.check("loss_per_token", token_losses(out.logits, fx.inputs["target_ids"]).flatten())
     checked = [k for k in ref if k.startswith("loss_") and k != "loss_per_token"]
     assert checked
     feats, boxes = fx.vis()
@@ -65,10 +68,13 @@ def test_encoder_logits_losses(case):
             logits = model(fx.inputs["input_ids"], feats, boxes, labels=fx.inputs["target_ids"],
                            task=key[len("loss_"):]).logits
         ours = task_losses(logits, fx.inputs["target_ids"], fx.inputs.get("scores"))
-        torch.testing.assert_close(ours[key], ref[key], atol=ATOL, rtol=0, msg=key)
+        fx.check(key, ours[key])
     side = side_outputs(fx, model)
     for key, value in side.items():
-        torch.testing.assert_close(value.to(ref[key].dtype), ref[key], atol=ATOL, rtol=0, msg=key)
+        if ref[key].is_floating_point():
+            fx.check(key, value.to(ref[key].dtype))
+        else:  # masks: exact
+            torch.testing.assert_close(value.to(ref[key].dtype), ref[key], atol=0, rtol=0, msg=key)
     lst_keys = {k for k in ref if not k.startswith("grad.") and ("side" in k or k.endswith("_backbone"))}
     assert not lst_keys - set(side), "LST outputs left unchecked"
 
@@ -85,6 +91,7 @@ def test_gradients(case):
     out = _forward(fx, model)
     loss = task_losses(out.logits, fx.inputs["target_ids"], fx.inputs.get("scores"))[fx.meta["backward_loss"]]
     loss.backward()
+    worst = 0.0
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -93,8 +100,11 @@ def test_gradients(case):
         # ≤1e-4 relative to the tensor's largest reference gradient, with an absolute floor of 1e-7 for gradients
         # that are zero in exact arithmetic (attention key biases: softmax ignores a per-query constant), where
         # both implementations hold only rounding noise (~1e-9).
+        # The backward pass reduces over batch × sequence as well as the layers, hence the wider bound (~840 ulps).
         err = (got - ref).abs().max()
         assert err <= 1e-4 * ref.abs().max() + 1e-7, f"{name}: grad error {err:.2e} (ref max {ref.abs().max():.2e})"
+        worst = max(worst, (err / (ref.abs().max() + 1e-7)).item())
+    print(f"golden {fx.name} gradients: max |Δ| = {worst:.1e} of the largest reference gradient (bound 1e-4)")
     model.zero_grad(set_to_none=True)
 
 

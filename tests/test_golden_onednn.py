@@ -9,7 +9,7 @@ from test_golden import NAMES, build_case
 from test_golden import test_encoder_logits_losses, test_generation, test_gradients  # noqa: F401  (run here too)
 from vlpet.models.onednn import unavailable, use_onednn
 
-pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+pytestmark = [pytest.mark.golden, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
 
 
 @pytest.fixture(scope="module", params=NAMES)

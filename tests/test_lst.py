@@ -15,6 +15,7 @@ from vlpet.config import ModelConfig, PETConfig
 from vlpet.models.build import build_model
 from vlpet.pet import lst
 
+pytestmark = pytest.mark.golden
 NAME = "official-lst/t5-lst"
 INIT = Path(__file__).resolve().parent / "fixtures" / "official-lst" / "t5-lst" / "lst_init.safetensors"
 

@@ -7,6 +7,9 @@ from golden import Fixture, fixture_names
 from vlpet.flags.published import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from vlpet.pet.official import CheckpointError, load_official_state_dict
 
+pytestmark = pytest.mark.golden  # a skip while the fixtures are present fails (golden_guard.py)
+LARGE_FIXTURE = "official/bart-vlpet-large"  # <folder>/<fixture>, as golden.fixture_names() lists it
+
 LARGE = ("--use_adapter --use_single_adapter --no_encoder_adapter --use_adapter_down_dim "
          "--use_encoder_adapter_down_multihead --adapter_down_dim 96 --encoder_adapter_multihead_num_head 4 "
          "--use_encoder_adapter_gating_large_x_lowrank --adapter_gating_down_dim 96 --unfreeze_encoder_layer_norms "
@@ -71,7 +74,7 @@ def test_unknown_flag_is_rejected(capsys):
 
 @pytest.fixture(scope="module")
 def large():
-    fx = Fixture("bart-vlpet-large")
+    fx = Fixture(LARGE_FIXTURE)
     return fx, fx.build()
 
 
@@ -81,7 +84,7 @@ def _state(fx):
     return load_file(str(fx.dir / "state_dict.safetensors"))
 
 
-@pytest.mark.skipif("bart-vlpet-large" not in fixture_names(), reason="needs the official fixture")
+@pytest.mark.skipif(LARGE_FIXTURE not in fixture_names(), reason="needs the official fixture")
 def test_module_prefix_and_aliases_accepted(large):
     fx, model = large
     sd = {"module." + k: v for k, v in _state(fx).items()}
@@ -90,7 +93,7 @@ def test_module_prefix_and_aliases_accepted(large):
     load_official_state_dict(model, sd)
 
 
-@pytest.mark.skipif("bart-vlpet-large" not in fixture_names(), reason="needs the official fixture")
+@pytest.mark.skipif(LARGE_FIXTURE not in fixture_names(), reason="needs the official fixture")
 def test_bad_checkpoint_names_every_problem(large):
     fx, model = large
     sd = _state(fx)
@@ -106,7 +109,7 @@ def test_bad_checkpoint_names_every_problem(large):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing half-loaded
 
 
-@pytest.mark.skipif("bart-vlpet-large" not in fixture_names(), reason="needs the official fixture")
+@pytest.mark.skipif(LARGE_FIXTURE not in fixture_names(), reason="needs the official fixture")
 def test_task_specific_adapters_are_not_silently_merged(large):
     fx, model = large
     sd = _state(fx)

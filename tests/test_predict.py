@@ -137,7 +137,7 @@ def test_image_with_random_clip_weights(data, tmp_path):  # noqa: F811
     from vlpet.models.build import build_model
     from vlpet.predict import FeatureSource, Predictor
     from vlpet.train.checkpoint import save_checkpoint
-    from vlpet.train.main import seed_everything
+    from vlpet.train.data import seed_everything
 
     model_cfg = ModelConfig(backbone="tiny-bart", feat_dim=2048, vocab_size=1200)
     pet_cfg = PETConfig(gate="large", adapter_dim=16, gate_dim=16, vpa_dim=16)

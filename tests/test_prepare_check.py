@@ -127,3 +127,15 @@ def test_bad_arguments_are_one_line(tmp_path, synthetic, capsys):
     assert check(synthetic, "--tasks", "vqa,coco") == 2
     err = capsys.readouterr().err
     assert "--root folder not found" in err and "unknown task(s) coco" in err
+
+
+def test_a_packed_folder_counts_as_present(tree, capsys):
+    """prepare archive writes packed folders without h5 files (its default layout); pack may replace them too."""
+    from vlpet.prepare.pack import pack_folder
+
+    pack_folder(tree / COCO, show=False)
+    for path in (tree / COCO).glob("*.h5"):
+        path.unlink()
+    assert check(tree, "--tasks", "vqa,caption") == 0
+    out = capsys.readouterr().out
+    assert "COCO h5 + packed" in out and out.rstrip().endswith("OK")

@@ -84,7 +84,7 @@ def test_interrupt_during_validation_saves_the_trained_epoch(data, full_run, tmp
     assert train_main(argv(data, cut, epochs=2, extra=FLAGS)) == 130
     err = capsys.readouterr().err
     state = _state(cut)
-    assert state["phase"] == "validate" and state["epoch"] == 0 and "epoch 0" in err and "--resume" in err
+    assert state["phase"] == "validate" and state["epoch"] == 0 and "epoch 1," in err and "--resume" in err
     monkeypatch.undo()
     assert train_main(argv(data, cut, epochs=2, extra=FLAGS + " --resume")) == 0
     records = [json.loads(r) for r in (cut / "metrics.jsonl").read_text().splitlines()]
@@ -166,7 +166,7 @@ def test_corrupt_last_falls_back_to_the_previous_checkpoint(data, tmp_path, caps
     weights.write_bytes(bytes(raw))
     assert train_main(argv(data, out, epochs=3, extra="--tasks gqa --resume")) == 0
     log = (out / "log.txt").read_text()
-    assert "corrupt" in log and "LAST.prev" in log and "epoch 0" in log
+    assert "corrupt" in log and "LAST.prev" in log and "(epoch 1," in log
 
 
 def test_corrupt_last_without_previous_is_one_line_with_advice(data, tmp_path, capsys):  # noqa: F811
@@ -219,11 +219,12 @@ def test_flag_error_is_short_with_a_suggestion(capsys):
 
 
 def test_help_and_flag_errors_do_not_import_torch():
-    code = ("import sys; from vlpet.flags.parse import main; rc = main(['--nope']); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(rc)")
+    code = ("import sys; from vlpet.commands.train import main; rc = main(['--nope']); "
+            "rc2 = main(['--method', 'vl-pet-large', '--use_lora']); "  # two methods: refused at parse time
+            "assert 'torch' not in sys.modules, 'torch imported'; print(rc, rc2)")
     done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC), capture_output=True,
                           text=True, timeout=120)
-    assert done.stdout.strip() == "2", done.stderr
+    assert done.stdout.strip() == "2 2", done.stderr
 
 
 def _copy_data(data: Path, tmp_path: Path) -> Path:  # noqa: F811
@@ -315,7 +316,7 @@ def test_disk_full_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch, ca
     monkeypatch.setattr(st, "save_file", full_disk)
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa")) == 74
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "epoch 0" in err
+    assert "No space left on device" in err and "epoch 1," in err
     assert _state(out)["epoch"] == 0 and load_file(str(out / "LAST" / "pet_weights.safetensors"))
 
 
@@ -348,7 +349,7 @@ def test_signal_during_the_epoch_save_keeps_record_and_checkpoint_together(data,
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa")) == 143
     state = _state(out)
     assert "phase" not in state and state["epoch"] == 0  # an epoch-end checkpoint, not a "validate" one
-    assert "epoch 0" in capsys.readouterr().err
+    assert "epoch 1," in capsys.readouterr().err
     monkeypatch.undo()
     assert train_main(argv(data, out, epochs=2, extra="--tasks gqa --resume")) == 0
     records = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]

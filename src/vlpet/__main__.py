@@ -16,14 +16,14 @@ import argparse
 import sys
 
 
-from .commands import COMMANDS, module_name
+from .commands import COMMANDS, module_name, plain
 
 
 def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; the arguments of ``command`` (when it is one of ``COMMANDS``) are added to it."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="python -m vlpet", description=__doc__, allow_abbrev=False,
+    parser = argparse.ArgumentParser(prog="python -m vlpet", description=plain(__doc__), allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (text, own_parser) in COMMANDS.items():

@@ -6,7 +6,10 @@ hub's weights cannot be downloaded offline), saves it as a local backbone folder
 and injects VL-PET-large, prints the official Params line, trains VQA, GQA, NLVR2 and COCO caption together with the
 official optimizer, schedule and losses on the frozen backbone, validates every epoch, tests at the end and writes
 ``snap/demo/<timestamp>/``: ``log.txt``, ``metrics.jsonl``, ``config.json``, ``learning_curve.png`` (when
-matplotlib is installed), ``backbone/`` and ``data/``. The last stdout line is one JSON object
+matplotlib is installed), and what a run of one's own reuses offline: ``data/`` (the synthetic datasets tree),
+``tokenizer/`` and ``backbone/`` (``--tokenizer``, ``--backbone`` of ``train``) and ``LAST/`` (the trained VL-PET
+checkpoint, for ``predict --checkpoint``). The log ends with the ``train`` command that trains on them. Paths in
+the files are absolute. The last stdout line is one JSON object
 ``{"run_dir": …, "test": {task: score}, "chance": {task: score}}``; ``chance`` is the best constant guess
 (majority answer / label on the test split, CIDEr of the most frequent training caption).
 
@@ -40,6 +43,7 @@ from .models.build import build_model
 from .pet.trainable import count_parameters, percentage_line
 from .tasks import get_task
 from .train.loop import evaluate, train_epoch
+from .train.checkpoint import save_checkpoint
 from .train.optim import HFAdamW, linear_warmup_schedule, param_groups
 from .train.summary import DEMO_BACKBONE, RunSummary, records_status
 
@@ -223,6 +227,24 @@ def results_table(test: dict, chance: dict, val_best: dict) -> str:
     return "\n".join(rows)
 
 
+def checkpoint_config(cfg: DemoConfig, model_cfg: ModelConfig, pet_cfg: PETConfig, run_dir: Path) -> dict:
+    """The trainer's checkpoint config for the demo's model, so that ``predict --checkpoint <run>`` reads it."""
+    args = {"seed": cfg.seed, "tokenizer": str(run_dir / "tokenizer"), "backbone": model_cfg.backbone,
+            "datasets_root": str(run_dir / "data"), "num_beams": 5, "gen_max_length": 20,
+            "use_tasks_prompts": True, "fix_gqa_prompt": False, "feat_dim": cfg.feat_dim, "method": "vl-pet-large"}
+    return {"model": to_dict(model_cfg), "pet": to_dict(pet_cfg), "args": args}
+
+
+def train_command(cfg: DemoConfig, run_dir: Path, tasks: tuple[str, ...]) -> str:
+    """``python -m vlpet train`` on the demo's data, tokenizer and backbone with VL-PET-large at the demo's sizes."""
+    return (f"python -m vlpet train --method vl-pet-large --backbone {run_dir / 'backbone'} "
+            f"--tokenizer {run_dir / 'tokenizer'} --datasets_root {run_dir / 'data'} --feat_dim {cfg.feat_dim} "
+            f"--tasks {','.join(tasks)} --adapter_down_dim {cfg.adapter_dim} --adapter_gating_down_dim "
+            f"{cfg.gate_dim} --decoder_enc_attn_value_parallel_adapter_down_dim {cfg.vpa_dim} --lr {cfg.lr} "
+            f"--batch_size {cfg.batch_size} --epochs {cfg.epochs} --num_workers 0 --seed {cfg.seed} "
+            f"--output snap/my_run")
+
+
 @records_status
 def demo_config(epochs: int | None = None, seed: int | None = None, lr: float | None = None,
                 quick: bool = False) -> DemoConfig:
@@ -240,7 +262,7 @@ def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = 
     fresh ``<out>/<timestamp>/`` run folder; prints the results table and one JSON line."""
     start = time.perf_counter()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    run_dir = Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = Path(out).absolute() / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir.mkdir(parents=True)
     log_file = (run_dir / "log.txt").open("w")
 
@@ -254,6 +276,7 @@ def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = 
     write_synthetic(data_root, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, seed=cfg.seed,
                     feat_dim=cfg.feat_dim)
     tokenizer = build_tokenizer("bart", synth_words())
+    tokenizer.save_pretrained(run_dir / "tokenizer")
     log(f"run folder: {run_dir}")
     layout = DataLayout(data_root)
     train_sets = build_datasets(layout, tokenizer, "train", tasks)
@@ -311,11 +334,14 @@ def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = 
         test = evaluate(model, test_loaders, tokenizer)
         chance = chance_scores(test_loaders, train_sets)
         metrics.write(json.dumps({"test": test, "chance": chance}) + "\n")
+    save_checkpoint(run_dir / "LAST", model, checkpoint_config(cfg, model_cfg, pet_cfg, run_dir),
+                    {"epoch": cfg.epochs - 1, "step": step})
     log(plot_curve(history, run_dir / "learning_curve.png"))
     log()
     log(results_table(test, chance, best))
     log()
     log(f"total time {time.perf_counter() - start:.1f}s")
+    log(f"train on this data yourself (offline): {train_command(cfg, run_dir, tasks)}")
     log_file.close()
     summary.close("finished")
     print(json.dumps({"run_dir": str(run_dir), "test": {t: round(v, 2) for t, v in test.items()},

@@ -43,9 +43,17 @@ def read_batch(path: Path) -> list[dict]:
     return records
 
 
-def check_record(record: dict, task: str) -> None:
-    """The inputs ``task`` needs are all there (one visual source per image, a text where the task reads one)."""
-    where = f"line {record['line']}: " if "line" in record else ""
+def check_record(record: dict, task: str, source: Path | str | None = None) -> None:
+    """The inputs ``task`` needs are all there and of the right JSON type (one visual source per image, given as
+    a path string; a text where the task reads one); a problem is one ``PredictError`` naming the file and line."""
+    where = (f"{source} " if source else "") + (f"line {record['line']}: " if "line" in record else "")
+    for key in ("image", "features", "image2", "features2", "question", "id"):
+        value = record.get(key)
+        wanted = (str, int) if key == "id" else (str,)
+        if value is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+            what = "a string or a number" if key == "id" else ("a text" if key == "question" else "a file path string")
+            shown = "statement" if key == "question" and task == "nlvr" else key
+            raise PredictError(f"{where}{shown!r} must be {what}, got {type(value).__name__} {json.dumps(value)}")
     for n in ("", "2") if task == "nlvr" else ("",):
         sources = [key for key in (f"image{n}", f"features{n}") if record.get(key)]
         if len(sources) != 1:
@@ -72,9 +80,14 @@ class FeatureSource:
     def grid(self, record: dict, n: str):
         import torch
 
-        if record.get(f"features{n}"):
-            return torch.from_numpy(read_features(Path(record[f"features{n}"]), self.feat_dim))
-        return self.extract(Path(record[f"image{n}"]))
+        try:
+            if record.get(f"features{n}"):
+                return torch.from_numpy(read_features(Path(record[f"features{n}"]), self.feat_dim))
+            return self.extract(Path(record[f"image{n}"]))
+        except PredictError as err:
+            if "line" not in record:
+                raise
+            raise PredictError(f"line {record['line']}: {err}") from None
 
     def extract(self, path: Path):
         from PIL import Image, UnidentifiedImageError
@@ -168,9 +181,12 @@ class Predictor:
         if backbone is not None:
             model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": backbone, "pretrained": True})
         run_args = config["args"]
+        if backbone is None:  # a run folder of an older version stored the path as typed, relative to its cwd
+            model_cfg = ModelConfig(**{**vars(model_cfg), "backbone": stored_path(model_cfg.backbone, checkpoint)})
         preset = resolve_preset(model_cfg.backbone)
-        tok_name = tokenizer or run_args.get("tokenizer") or (preset.hf_id if preset and preset.hf_id else
-                                                               model_cfg.backbone)
+        stored_tok = run_args.get("tokenizer")
+        tok_name = tokenizer or (stored_path(stored_tok, checkpoint) if stored_tok else None) or (
+            preset.hf_id if preset and preset.hf_id else model_cfg.backbone)
         try:
             tok = load_tokenizer(tok_name)
         except (OSError, ValueError) as err:
@@ -213,6 +229,19 @@ class Predictor:
                  "boxes": torch.zeros(*grids.shape[:-1], 4), "question_ids": index, "img_ids": index,
                  "identifiers": index}
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def stored_path(value: str, checkpoint: Path) -> str:
+    """A backbone or tokenizer path as the run stored it: as is when absolute, a local path here, or not a path
+    (a hub id or preset); a relative path that is not found here is looked up against the checkpoint's folders
+    (the run was started in one of them), e.g. ``snap/demo/<ts>/backbone`` of a run in ``<project>/snap/…``."""
+    path = Path(value)
+    if path.is_absolute() or path.exists() or len(path.parts) < 2:
+        return value
+    for folder in Path(checkpoint).resolve().parents:
+        if (folder / path).exists():
+            return str(folder / path)
+    return value
 
 
 def build_backbone(model_cfg, pet_cfg, seed: int | None):

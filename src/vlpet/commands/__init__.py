@@ -20,3 +20,13 @@ COMMANDS = {
 
 def module_name(command: str) -> str:
     return f"{__name__}.{command}"
+
+
+def plain(doc: str) -> str:
+    """A module docstring as ``--help`` text: no reStructuredText markup (````code````, ``::``) and no references
+    to specification sections that are not in the repository."""
+    import re
+
+    spec = r"(?:pipeline |data-prep |model )?spec §[\d.]+"
+    text = re.sub(r",? ?" + spec, "", re.sub(r" ?\(" + spec + r"\)", "", doc))
+    return text.replace("``", "").replace("::", ":")

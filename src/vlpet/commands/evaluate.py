@@ -10,7 +10,9 @@ NLVR2 adds "consistency". Predictions use the official result formats, the groun
            or [{"uid": "nlvr2_test_0", "label": 1}]
   caption  [{"image_id": 391895, "caption": "..."}]      COCO/dataset_coco.json, with --split
 
-Only the predicted questions or images are scored, as VL-PET does; NLVR2 needs a prediction for every example.
+Only the predicted questions, images or examples are scored, as VL-PET does, for every task alike: the JSON line's
+"coverage" gives how many of the ground truth's labelled items were predicted, and a warning on stderr says so when
+some were not (VQA's Karpathy test split is expected to cover part of the val2014 annotations).
 Caption image ids may be COCO ids (cocoid) or Karpathy image names (COCO_val2014_000000391895).
 """
 
@@ -19,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from vlpet.metrics import EvaluationError, format_ids
+from vlpet.metrics import EvaluationError, check_known_ids, format_ids
 from vlpet.metrics.caption import score_caption
 from vlpet.metrics.gqa import score_gqa
 from vlpet.metrics.nlvr import score_nlvr
@@ -139,7 +141,10 @@ def _evaluate_nlvr(args) -> dict:
     labels = _by_id(records, "identifier", "label", args.gt, "ground-truth")
     _check_types(labels, int, args.gt, "ground-truth", '"label"')
     uid_to_identifier = {str(r["uid"]): str(r["identifier"]) for r in records if "uid" in r}
-    return {"task": "nlvr", **_score(args, score_nlvr, _nlvr_predictions(args, uid_to_identifier), labels)}
+    predictions = _nlvr_predictions(args, uid_to_identifier)
+    _score(args, check_known_ids, predictions, labels, "identifiers")
+    covered = {identifier: labels[identifier] for identifier in labels if identifier in predictions}
+    return {"task": "nlvr", **_score(args, score_nlvr, predictions, covered, full=labels)}
 
 
 def _karpathy_references(args) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -172,12 +177,23 @@ def _evaluate_caption(args) -> dict:
     return {"task": "caption", "split": args.split, **_score(args, score_caption, captions, references)}
 
 
-def _score(args, scorer, *inputs) -> dict:
-    """Run a metric; its complaints about the inputs are reported against both files."""
+def _score(args, scorer, predictions, truth, *rest, full=None) -> dict:
+    """Run a metric; its complaints about the inputs are reported against both files. A metric's result gets the
+    ``coverage`` of the ground truth (``full``, else ``truth``) by the predictions, with a warning when partial."""
     try:
-        return scorer(*inputs)
+        result = scorer(predictions, truth, *rest)
     except EvaluationError as err:
         raise EvaluationError(f"scoring {args.pred} against {args.gt}: {err}") from None
+    if not isinstance(result, dict):
+        return result
+    labelled = len(full if full is not None else truth)
+    predicted = sum(1 for key in predictions if key in (full if full is not None else truth))
+    if predicted < labelled:
+        note = (" (expected for VQA's Karpathy test split, a part of val2014)" if args.task == "vqa" else "")
+        print(f"vlpet evaluate: warning: {args.pred} predicts {predicted} of the {labelled} labelled items of "
+              f"{args.gt} ({100 * predicted / labelled:.1f}%); the score is over those {predicted} only{note}",
+              file=sys.stderr)
+    return {**result, "coverage": {"predicted": predicted, "labelled": labelled}}
 
 
 _TASKS = {"vqa": _evaluate_vqa, "gqa": _evaluate_gqa, "nlvr": _evaluate_nlvr, "caption": _evaluate_caption}

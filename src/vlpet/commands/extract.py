@@ -23,12 +23,14 @@ import json
 import sys
 from pathlib import Path
 
+from . import plain
+
 IMAGE_MODELS = ("RN101",)
 VIDEO_MODEL = "openai/clip-vit-base-patch32"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
+    parser.description = plain(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", metavar="DIR", help="image folder (walked recursively)")
@@ -52,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads on CPU (default: torch's; on a busy machine 1 can be faster)")
     parser.add_argument("--shard", metavar="K/N", default=None, help="process shard K of N (K = 0..N-1)")
+    parser.add_argument("--ids-from", nargs="+", metavar="FILE", default=None,
+                        help="images: only the ids these files name (the loaders' annotation JSONs, e.g. "
+                             "datasets/GQA/train.json, dataset_coco.json, or a text file with one id per line)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -75,13 +80,18 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError("image extraction needs --weights FILE (an OpenAI-format CLIP state dict) or --pretrained")
     elif args.weights is not None or args.pretrained:
         raise ValueError("--weights/--pretrained are for --images; videos take --model (a transformers CLIP model)")
+    if args.video and args.ids_from:
+        raise ValueError("--ids-from goes with --images")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..features.files import parse_shard
 
+    from ..features.files import disk_message, read_ids
+
     check_arguments(args)
     shard = parse_shard(args.shard)
+    ids = read_ids(args.ids_from) if args.ids_from else None
     if args.threads:
         import torch
 
@@ -90,8 +100,11 @@ def run(args: argparse.Namespace) -> int:
         from ..features.image import GridExtractor, extract_images
 
         extractor = GridExtractor.load(args.weights, args.pretrained, args.device)
-        summary = extract_images(args.images, args.out, extractor, args.batch_size, args.workers, shard,
-                                 progress=not args.no_progress)
+        try:
+            summary = extract_images(args.images, args.out, extractor, args.batch_size, args.workers, shard,
+                                     progress=not args.no_progress, ids=ids)
+        except OSError as err:  # a full disk: the temp file of the image being written is already gone
+            raise ValueError(disk_message(err)) from None
         summary["weights"] = extractor.weights
     else:
         from ..features.video import FrameEncoder, extract_videos
@@ -100,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         summary = extract_videos(args.videos, args.out, encoder, args.batch_size, args.workers, shard,
                                  progress=not args.no_progress, frames_fps=args.frames_fps)
     print(json.dumps(summary))
+    if summary.get("ids_missing"):
+        print(f"warning: {summary['ids_missing']} id(s) of --ids-from have no image below {args.images}, e.g. "
+              f"{', '.join(summary['ids_missing_examples'])}; the loaders need a feature file for every id",
+              file=sys.stderr)
     if summary["unreadable"]:
         print(f"warning: {summary['unreadable']} unreadable input(s) skipped, listed in {summary['skipped_report']}; "
               f"the loaders need a feature file for every id", file=sys.stderr)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise PredictError(f"--batch_size must be positive, got {args.batch_size}")
     records = read_batch(Path(args.batch)) if args.batch else [single_record(args)]
     for record in records:
-        check_record(record, args.task)
+        check_record(record, args.task, args.batch)
     predictor = Predictor.load(checkpoint_folder(Path(args.checkpoint)), args.backbone, args.tokenizer, args.device)
     if args.onednn:
         from ..config import SpeedConfig

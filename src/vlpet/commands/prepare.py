@@ -2,17 +2,22 @@
 
   prepare {vqa,gqa,nlvr,caption,all} --raw RAW --out ROOT   originals (found by name below RAW) → the datasets tree
   prepare download {vqa,gqa,nlvr,caption,weights} --to RAW [--dry-run] [--no-images]
+  prepare download archive --to DIR [--dry-run]        the VL-Adapter release from the Hub (ylsung/VL-Adapter-datasets)
+  prepare archive --snapshot DIR --out ROOT [--layout packed|h5] [--tasks ...]   that release → the datasets tree
   prepare check --root ROOT [--tasks vqa,gqa,nlvr,caption] [--no-features] [--strict]
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
+from . import plain
+
 CONVERTERS = ("vqa", "gqa", "nlvr", "caption")
-DOWNLOADS = ("vqa", "gqa", "nlvr", "caption", "weights")
+DOWNLOADS = ("vqa", "gqa", "nlvr", "caption", "weights", "archive")
 
 
 def _convert_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -35,7 +40,8 @@ def _convert_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def _download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", choices=DOWNLOADS)
-    parser.add_argument("--to", required=True, help="RAW folder to download into (files go to RAW/<source>/)")
+    parser.add_argument("--to", required=True, help="RAW folder to download into (files go to RAW/<source>/; "
+                                                     "archive: the snapshot folder itself)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be fetched and its size")
     parser.add_argument("--no-images", action="store_true", help="annotations only (skip the image archives)")
     parser.set_defaults(prepare_run=run_download)
@@ -70,6 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _check_arguments(sub.add_parser("check", help="check a datasets tree", allow_abbrev=False))
     _pack_arguments(sub.add_parser("pack", help="one memory-mappable feature array per feature folder",
                                    allow_abbrev=False))
+    _archive_arguments(sub.add_parser("archive", help="the VL-Adapter release (Hub snapshot) → the datasets tree",
+                                      allow_abbrev=False))
+
+
+def _archive_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..prepare import archive
+
+    archive.add_arguments(parser)
+    parser.set_defaults(prepare_run=archive.run)
 
 
 def _pack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,23 +98,53 @@ def main(argv: list[str]) -> int:
     """``python -m vlpet prepare ARGS``; a user mistake is one ``error:`` line and exit status 2."""
     from ..prepare.raw import PrepareError
 
-    parser = argparse.ArgumentParser(prog="python -m vlpet prepare", description=__doc__, allow_abbrev=False,
+    parser = argparse.ArgumentParser(prog="python -m vlpet prepare", description=plain(__doc__), allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    previous = _catch_sigterm()
     try:
         return args.prepare_run(args)
     except (PrepareError, OSError) as err:  # bad input, or a folder that cannot be written (permissions, full disk)
-        print(f"error: {err}", file=sys.stderr)
+        from ..features.files import disk_message
+
+        print(f"error: {disk_message(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as err:
+        how = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C (SIGINT)"
+        print(f"error: stopped by {how}; this run's temporary files were removed and finished outputs kept (a "
+              "download or archive conversion resumes where it stopped): run the same command again", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` / ``__exit__`` removes its temporary files."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into ``Terminated`` (main thread only); returns the previous handler, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert the selected sources; every output is renamed into place only when all are written."""
     from ..prepare import caption, gqa, karpathy, nlvr, vqa
-    from ..prepare.raw import RawIndex, StagedWrites
+    from ..prepare.raw import RawIndex, StagedWrites, remove_stale_staged
 
     index, out = RawIndex(args.raw, exclude=args.out), Path(args.out)
+    for path in remove_stale_staged(out):
+        print(f"removed {path} (left by a killed prepare run)")
     fallback = getattr(args, "karpathy_fallback", False)
     steps = {"vqa": lambda s: vqa.prepare_vqa(index, out, s, args.topk_optimal, args.with_answers, fallback),
              "gqa": lambda s: gqa.prepare_gqa(index, out, s), "nlvr": lambda s: nlvr.prepare_nlvr(index, out, s),
@@ -116,8 +161,10 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from ..prepare.download import download_source
+    from ..prepare.download import download_archive, download_source
 
+    if args.source == "archive":
+        return download_archive(Path(args.to), dry_run=args.dry_run)
     return download_source(args.source, Path(args.to), dry_run=args.dry_run, images=not args.no_images)
 
 

@@ -28,12 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..report.groups import group_runs
-    from ..report.runs import find_runs, read_run
+    from ..report.runs import find_runs, read_runs
     from ..report.tables import FORMATS
 
-    runs = [read_run(path) for path in find_runs(args.dirs)]
-    if not runs:
+    found = find_runs(args.dirs)
+    runs = read_runs(found, lambda message: print(message, file=sys.stderr))
+    if not found:
         raise ValueError(f"no run folder (summary.json, or config.json + metrics.jsonl) below {' '.join(args.dirs)}")
+    if not runs:
+        raise ValueError(f"none of the {len(found)} run folder(s) below {' '.join(args.dirs)} could be read "
+                         "(see the warnings above)")
     groups = group_runs(runs)
     unfinished = [r for r in runs if r.status != "finished" or not r.scores]
     sys.stdout.write(FORMATS[args.format](groups, unfinished, args.paper))

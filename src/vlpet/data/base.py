@@ -39,7 +39,11 @@ def check_entries(entries: Any, keys: Sequence[str], path: Path) -> list[dict]:
         raise DataError(f"{path}: expected a JSON list of examples", path)
     for index, entry in enumerate(entries):
         for key in keys:
-            field(entry, key, path, index)
+            value = field(entry, key, path, index)
+            if key in ("img_id", "img0", "img1") and (not isinstance(value, str) or not value or "/" in value
+                                                      or "\\" in value or value.startswith("..")):
+                raise DataError(f"{path}: entry {index} has the image id {value!r} in '{key}', which is no plain "
+                                "file name (it contains '/', '\\' or '..', or is empty); refused", path)
     return entries
 
 

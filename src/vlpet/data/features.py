@@ -37,10 +37,11 @@ class FeatureReader:
         self._pid = os.getpid()
         self._files: OrderedDict[Path, h5py.File] = OrderedDict()
         self._packed: dict[Path, tuple[np.ndarray, dict[str, int]] | None] = {}
+        self._shapes: dict[Path, tuple[tuple[int, ...], Path]] = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_files"], state["_packed"] = OrderedDict(), {}
+        state["_files"], state["_packed"], state["_shapes"] = OrderedDict(), {}, {}
         return state
 
     def _packed_rows(self, folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
@@ -92,6 +93,12 @@ class FeatureReader:
             want = f"({N_GRID}, {self.feat_dim or 'feat_dim'})"
             raise DataError(f"unreadable feature file {path}: image '{img_id}' has features of shape "
                             f"{tuple(feats.shape)}, expected {want}", path)
+        # one folder holds one shape: a file that differs from the first one read there is named (both files)
+        first = self._shapes.setdefault(path.parent, (feats.shape, path))
+        if feats.shape != first[0]:
+            raise DataError(f"feature file {path} (image '{img_id}') has shape {tuple(feats.shape)}, but {first[1]} "
+                            f"in the same folder has {tuple(first[0])}: one of them is wrong (python -m vlpet "
+                            f"prepare check --root ROOT lists every bad file)", path)
 
     def close(self) -> None:
         """Close every handle this process opened."""

@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 
-from .files import in_shard, list_inputs, one_line, write_atomic, write_skipped
+from .files import in_shard, list_inputs, one_line, remove_stale_temps, write_atomic, write_skipped
 from .resnet import ModifiedResNet
 from .weights import hub_weights, load_trunk
 
@@ -142,13 +142,17 @@ def is_complete(path: Path, channels: int) -> bool:
 
 
 def extract_images(images: str | Path, out: str | Path, extractor: GridExtractor, batch_size: int = 32,
-                   workers: int = 2, shard: tuple[int, int] | None = None, progress: bool = True) -> dict:
-    """Write ``<out>/<img_id>.h5`` for every image below ``images`` (in the shard), skipping complete outputs;
-    returns the summary (counts, seconds, images/s, the skipped report)."""
+                   workers: int = 2, shard: tuple[int, int] | None = None, progress: bool = True,
+                   ids: set[str] | None = None) -> dict:
+    """Write ``<out>/<img_id>.h5`` for every image below ``images`` (in the shard; only ``ids`` when given),
+    skipping complete outputs; returns the summary (counts, seconds, images/s, the skipped report)."""
     from tqdm.auto import tqdm
 
     out = Path(out)
-    inputs = {k: p for k, p in list_inputs(images, IMAGE_SUFFIXES, "image").items() if in_shard(k, shard)}
+    found = list_inputs(images, IMAGE_SUFFIXES, "image")
+    inputs = {k: p for k, p in found.items() if in_shard(k, shard) and (ids is None or k in ids)}
+    missing = sorted(k for k in ids if k not in found and in_shard(k, shard)) if ids is not None else []
+    remove_stale_temps(out)
     todo = [(k, p) for k, p in inputs.items() if not is_complete(out / f"{k}.h5", extractor.channels)]
     out.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(ImageFiles([p for _, p in todo]), batch_size=batch_size, num_workers=workers,
@@ -164,6 +168,7 @@ def extract_images(images: str | Path, out: str | Path, extractor: GridExtractor
     seconds = time.perf_counter() - start
     written = len(todo) - len(skipped)
     report = write_skipped(out, shard, skipped)
-    return {"images": len(inputs), "written": written, "already_done": len(inputs) - len(todo),
+    extra = {"ids_missing": len(missing), "ids_missing_examples": missing[:5]} if ids is not None else {}
+    return {**extra, "images": len(inputs), "written": written, "already_done": len(inputs) - len(todo),
             "unreadable": len(skipped), "skipped_report": None if report is None else str(report),
             "seconds": round(seconds, 2), "images_per_s": round(written / seconds, 2) if seconds > 0 else None}

@@ -16,7 +16,10 @@ import difflib
 import math
 import re
 
-from .published import build_parser
+from .published import BASELINES, LST_METHODS, VLPET_METHODS, backbone_kind, build_parser
+
+METHOD_NAMES = VLPET_METHODS + BASELINES + LST_METHODS
+VIDEO_TASKS = ("tvqa", "how2qa", "tvc", "yc2c")
 
 _NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -43,6 +46,10 @@ class FlagParser(argparse.ArgumentParser):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Our own flags, next to the official ones (which ``build_parser`` adds)."""
     ours = parser.add_argument_group("vlpet trainer")
+    ours.add_argument("--method", default=None, choices=METHOD_NAMES, metavar="NAME",
+                      help="a published method by name, expanded to its launcher's flags (scripts/; the backbone "
+                           "kind and --tasks pick the image-text BART or T5, or video-text script); flags given "
+                           "as well override them. NAME: " + ", ".join(METHOD_NAMES))
     ours.add_argument("--datasets_root", default=None, help="data root (default: ./datasets, then ../datasets)")
     ours.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
     ours.add_argument("--save_every_steps", type=int, default=0,
@@ -67,16 +74,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--fix_gqa_prompt", action="store_true", help='use "gqa: " instead of the official "gpa: "')
 
 
-def make_parser(description: str = "") -> argparse.ArgumentParser:
-    parser = build_parser("python -m vlpet train", description or _doc(), parser_class=FlagParser)
+def make_parser(description: str = "", full: bool = False) -> argparse.ArgumentParser:
+    """The trainer's parser; its --help shows our flags and the common published ones (``full``: every flag)."""
+    parser = build_parser("python -m vlpet train", description or _doc(), parser_class=FlagParser, brief=not full)
     add_arguments(parser)
+    parser.add_argument("--help_all", action="help", help="show every flag: all the official param.py flags too")
+    groups = parser._action_groups  # ours first, after the generic options: the flags a user of this trainer sets
+    ours = [g for g in groups if g.title == "vlpet trainer"]
+    parser._action_groups = groups[:2] + ours + [g for g in groups[2:] if g not in ours]
+    if not full:
+        parser.epilog = ("Every other flag of the official param.py (the PET method switches of the published "
+                         "scripts and more) parses too: --help_all lists them; --method NAME sets a published "
+                         "method's flags for you.")
     return parser
 
 
 def _doc() -> str:
-    return ("The multi-task trainer with the published flag names (pipeline spec §4). Exit codes: 0 done, 2 bad "
-            "input, 3 NaN/inf stop, 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1 (the last three after saving the position "
-            "of the last completed step; continue with the same command plus --resume).")
+    return ("The multi-task trainer with the published flag names, e.g. python -m vlpet train --method "
+            "vl-pet-large --datasets_root datasets. Exit codes: 0 done, 2 bad input, 3 NaN/inf stop, 130 Ctrl-C, "
+            "143 SIGTERM, 138 SIGUSR1 (the last three after saving the position of the last completed step; "
+            "continue with the same command plus --resume).")
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
@@ -92,17 +109,62 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse and validate a trainer command line (exits 2 with one line on a flag error)."""
-    from .published import explicit_dests
+    from .published import explicit_dests, pet_config_from_args
 
-    parser = make_parser()
+    parser = make_parser(full="--help_all" in argv)
     argv = join_negative_values(argv)
     args = parser.parse_args(argv)
+    args.method_flags = None
+    if args.method:
+        try:
+            flags = method_flags(args.method, parser, argv)
+        except ValueError as err:
+            parser.exit(2, f"{parser.prog}: error: {err}\n")
+        argv = [*flags, *argv]  # the user's flags after the published ones: theirs win
+        args = parser.parse_args(argv)
+        args.method_flags = " ".join(flags)  # recorded in config.json beside "method"
     args.explicit = explicit_dests(parser, argv)
+    absolute_paths(args)
     try:
         validate(args)
+        pet_config_from_args(args)  # the method the flags select (or why none / two), before torch is imported
     except ValueError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     return args
+
+
+PATH_FLAGS = ("backbone", "tokenizer", "datasets_root", "load")
+
+
+def absolute_paths(args: argparse.Namespace) -> None:
+    """Local folders and files given as relative paths become absolute (os.path.abspath: the name stays), so that
+    config.json and the checkpoints work from any folder (``predict`` run elsewhere finds the backbone); hub ids
+    and presets (no such path here) stay as given."""
+    import os
+
+    for name in PATH_FLAGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and os.path.exists(os.path.expanduser(value)):
+            setattr(args, name, os.path.abspath(os.path.expanduser(value)))
+
+
+def method_flags(method: str, parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The published flags of ``method`` for the user's backbone kind (default: BART, T5 for the T5-only names)
+    and domain (video when the user's --tasks are video tasks)."""
+    from .methods import PUBLISHED_FLAGS
+    from .published import explicit_dests
+
+    given = parser.parse_args(argv)
+    explicit = explicit_dests(parser, argv)
+    kind = backbone_kind(given.backbone) if "backbone" in explicit else ("t5" if method in LST_METHODS else "bart")
+    tasks = {t for t in given.tasks.split(",") if t} if "tasks" in explicit else set()
+    domain = "video" if tasks and tasks <= set(VIDEO_TASKS) else "image"
+    entry = PUBLISHED_FLAGS.get((domain, kind, method))
+    if entry is None:
+        have = sorted(m for d, k, m in PUBLISHED_FLAGS if (d, k) == (domain, kind))
+        raise ValueError(f"--method {method}: no published {domain}-text script on a {kind.upper()} backbone; "
+                         f"there: {', '.join(have)}")
+    return entry[1].split()
 
 
 # flag → (check, what a valid value is)

@@ -10,6 +10,7 @@ implementation does not provide is rejected by name instead of being silently ig
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..config import PUBLISHED_VLPET, ModelConfig, PETConfig
 from .official import LST_FLAGS, OFFICIAL_FLAGS
@@ -58,23 +59,46 @@ _TYPES = {"bool": _str2bool, "int": int, "float": float, "str": str}
 _ALIASES = {"--feature_type": ["--feature"], "--local_rank": ["--local-rank"]}
 
 
-def add_official_flags(parser: argparse.ArgumentParser) -> None:
-    """Add every official flag (same names, types and defaults) to ``parser``."""
-    for title, flags in (("official VL-PET flags (src/param.py)", OFFICIAL_FLAGS),
+# The published flags a user of ``python -m vlpet train`` sets most; ``--help`` lists these, ``--help_all`` all.
+COMMON_FLAGS = ("--backbone", "--tokenizer", "--from_scratch", "--output", "--load", "--seed", "--tasks", "--epochs",
+                "--batch_size", "--valid_batch_size", "--lr", "--warmup_ratio", "--weight_decay", "--clip_grad_norm",
+                "--dropout", "--num_workers", "--feature_type", "--feat_dim", "--n_boxes", "--downsample",
+                "--num_beams", "--gen_max_length", "--train_topk", "--valid_topk", "--use_tasks_prompts")
+_UPSTREAM_REF = re.compile(r"\s*\((?:see )?(?:[\w/]+\.py:[\d-]+|§[\d.]+)\)|,? see §[\d.]+|\s*§[\d.]+")
+
+
+def help_text(meaning: str, kind: str, default) -> str:
+    """A flag's help: its meaning without references to files or spec sections outside this repository, an
+    ``UNUSED`` flag said plainly, and the default of a valued flag."""
+    text = _UPSTREAM_REF.sub("", meaning).strip()
+    if text.startswith("UNUSED"):
+        text = "accepted for the published command lines; no effect" + text[len("UNUSED"):]
+    if kind != "flag" and default not in (None, ""):
+        text += f" (default: {default})"
+    return text.replace("%", "%%")
+
+
+def add_official_flags(parser: argparse.ArgumentParser, brief: bool = False) -> None:
+    """Add every official flag (same names, types and defaults) to ``parser``; ``brief``: only the COMMON_FLAGS
+    are shown in ``--help`` (the others parse all the same)."""
+    for title, flags in (("published flags (the official param.py; the common ones)" if brief else
+                          "official VL-PET flags (src/param.py)", OFFICIAL_FLAGS),
                          ("Ladder-Side-Tuning flags (VL-T5/src/param.py)", LST_FLAGS)):
         group = parser.add_argument_group(title)
         for flag, kind, default, meaning in flags:
             names = [flag, *_ALIASES.get(flag, [])]
-            help_text = meaning.replace("%", "%%")
+            shown = not brief or flag in COMMON_FLAGS
+            help_ = help_text(meaning, kind, default) if shown else argparse.SUPPRESS
             if kind == "flag":
-                group.add_argument(*names, action="store_true", help=help_text)
+                group.add_argument(*names, action="store_true", help=help_)
             else:
-                group.add_argument(*names, type=_TYPES[kind], default=default, help=help_text)
+                group.add_argument(*names, type=_TYPES[kind], default=default, help=help_)
 
 
-def build_parser(prog: str, description: str, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+def build_parser(prog: str, description: str, parser_class=argparse.ArgumentParser,
+                 brief: bool = False) -> argparse.ArgumentParser:
     parser = parser_class(prog=prog, description=description, allow_abbrev=False)
-    add_official_flags(parser)
+    add_official_flags(parser, brief)
     return parser
 
 
@@ -150,9 +174,13 @@ def _method(args: argparse.Namespace) -> str:
     ) if on]
     if not chosen and args.use_adapter:
         chosen = ["single_adapter"]
+    if not chosen:
+        raise ValueError("the flags select no PET method; pass --method NAME, one of "
+                         f"{', '.join(VLPET_METHODS + BASELINES + LST_METHODS)} (the published flags of that "
+                         "method), or the flags of exactly one published script (scripts/)")
     if len(chosen) != 1:
-        raise ValueError(f"the flags select {len(chosen)} PET methods ({', '.join(chosen) or 'none'}); "
-                         "pass the flags of exactly one published script")
+        raise ValueError(f"the flags select {len(chosen)} PET methods ({', '.join(chosen)}); "
+                         "pass the flags of exactly one published script (or one --method)")
     gated = any(getattr(args, flag) for flag in GATE_FLAGS)
     return T5_NAMES.get(chosen[0], chosen[0]) if backbone_kind(args.backbone) == "t5" and not gated else chosen[0]
 

@@ -16,7 +16,7 @@ import random
 import re
 from pathlib import Path
 
-from .raw import file_digest
+from .raw import PrepareError, file_digest
 from .vocab import SHA256, SIZES, relative_paths
 
 PUBLISHED = {
@@ -232,7 +232,6 @@ def check_feature_file(path: Path, img_id: str) -> tuple[str | None, str | None]
     """(problem, deviation) of one h5 file: one group named like the file, ``features`` (49, F) finite, not all
     zero (problems); F = 2048 and float16 (deviations)."""
     import h5py
-    import numpy as np
 
     try:
         with h5py.File(path, "r") as f:
@@ -241,21 +240,50 @@ def check_feature_file(path: Path, img_id: str) -> tuple[str | None, str | None]
             feats = f[img_id]["features"][...]
     except OSError as err:
         return f"{path.name}: unreadable ({err})", None
+    return check_feature_array(feats, path.name)
+
+
+def check_feature_array(feats, name: str) -> tuple[str | None, str | None]:
+    """(problem, deviation) of one image's features (an h5 file's, or a packed row)."""
+    import numpy as np
+
     if feats.ndim != 2 or feats.shape[0] != GRID:
-        return f"{path.name}: features of shape {feats.shape}, expected ({GRID}, {FEAT_DIM})", None
+        return f"{name}: features of shape {feats.shape}, expected ({GRID}, {FEAT_DIM})", None
     if not np.isfinite(feats).all() or not feats.any():
-        return f"{path.name}: features are non-finite or all zero", None
+        return f"{name}: features are non-finite or all zero", None
     if feats.shape[1] != FEAT_DIM or feats.dtype != np.float16:
         return None, f"{feats.shape} {feats.dtype}, published ({GRID}, {FEAT_DIM}) float16"
     return None, None
 
 
+def packed_rows(folder: Path):
+    """(array, {id: row}) of ``folder/packed`` (written by prepare pack or prepare archive), or (None, {})."""
+    import json
+
+    import numpy as np
+
+    index = folder / "packed" / "ids.json"
+    if not index.is_file():
+        return None, {}
+    try:
+        ids = json.loads(index.read_text())
+        return np.load(folder / "packed" / "features.npy", mmap_mode="r"), {k: i for i, k in enumerate(ids)}
+    except (OSError, ValueError) as err:
+        raise PrepareError(f"unreadable packed features in {folder / 'packed'}: {err}") from None
+
+
 def check_features(report: Report, folder_name: str, needed: set, sample: int) -> None:
-    """Missing feature files (count and the first ids) and a sample of the present ones opened and checked."""
+    """Missing feature files (count and the first ids) and a sample of the present ones opened and checked (h5
+    files, or the rows of a packed folder)."""
+    import numpy as np
+
     folder = report.root / folder_name / "clip_features" / "data_clip_RN101_att"
     present = {name[:-3] for name in os.listdir(folder) if name.endswith(".h5")} if folder.is_dir() else set()
+    array, packed = packed_rows(folder)  # the loaders read a packed row for every id its index lists
+    present |= set(packed)
     missing = sorted(needed - present)
-    report.cell(f"{folder_name} h5", f"{len(needed & present):,} of {len(needed):,} needed present, "
+    report.cell(f"{folder_name} h5" + (" + packed" if packed else ""),
+                f"{len(needed & present):,} of {len(needed):,} needed present, "
                 f"{len(missing):,} missing, {len(present - needed):,} unused; {min(sample, len(needed & present))} "
                 "opened")
     if missing:
@@ -268,7 +296,10 @@ def check_features(report: Report, folder_name: str, needed: set, sample: int) -
     picked = random.Random(0).sample(sorted(needed & present), min(sample, len(needed & present)))
     deviations = set()
     for img_id in picked:
-        problem, deviation = check_feature_file(folder / f"{img_id}.h5", img_id)
+        if img_id in packed:
+            problem, deviation = check_feature_array(np.asarray(array[packed[img_id]]), f"packed row of {img_id}")
+        else:
+            problem, deviation = check_feature_file(folder / f"{img_id}.h5", img_id)
         if problem:
             report.problems.append(f"{folder_name}: {problem}")
         if deviation:

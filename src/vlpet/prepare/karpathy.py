@@ -33,6 +33,31 @@ def karpathy_map(data: dict, where: Path | str) -> dict[str, str]:
     return out
 
 
+def validate(kind: str, path: Path) -> None:
+    """A downloaded copy of a Karpathy-split file must hold the split's images: ``karpathy`` (dataset_coco.json:
+    ``manifest.KARPATHY_COUNTS`` images per split, restval counted as train) or ``blip-val`` / ``blip-test``
+    (``manifest.BLIP_COUNT`` distinct val2014 images). A PrepareError says what the copy holds instead."""
+    from . import manifest
+
+    data = read_original(path)
+    if kind == "karpathy":
+        counts = dict.fromkeys(manifest.KARPATHY_COUNTS, 0)
+        for split in karpathy_map(data, path).values():
+            counts[split] = counts.get(split, 0) + 1
+        if counts != manifest.KARPATHY_COUNTS:
+            got = " / ".join(f"{counts.get(k, 0):,}" for k in manifest.KARPATHY_COUNTS)
+            want = " / ".join(f"{v:,}" for v in manifest.KARPATHY_COUNTS.values())
+            raise PrepareError(f"holds {got} train / val / test images, not {want}")
+        return
+    if not isinstance(data, list):
+        raise PrepareError("not a JSON list of {\"image\": ..., \"caption\": ...} (BLIP's format)")
+    images = {Path(get(entry, "image", path, i)).name for i, entry in enumerate(data)}
+    outside = [name for name in images if not name.startswith("COCO_val2014_")]
+    if len(images) != manifest.BLIP_COUNT or outside:
+        raise PrepareError(f"holds {len(images):,} distinct images ({len(outside)} not from val2014), not "
+                           f"{manifest.BLIP_COUNT:,} val2014 images")
+
+
 def blip_splits(index: RawIndex) -> dict[str, str]:
     """{file name: val|test} from BLIP's Karpathy files."""
     splits = {}

@@ -88,6 +88,20 @@ def get(entry: dict, key: str, path: Path, where: Any) -> Any:
         raise PrepareError(f"{path}: entry {where} has no field '{key}'") from None
 
 
+def remove_stale_staged(out: Path) -> list[Path]:
+    """Remove the ``.<name>.json.tmp<pid>`` files that killed ``prepare`` runs left in ``out`` and its task folders
+    (those of a process that still runs are kept); returns what was removed."""
+    from .pack import pid_alive
+
+    removed = []
+    for path in [*Path(out).glob(".*.tmp*"), *Path(out).glob("*/.*.tmp*")]:
+        pid = path.name.rsplit(".tmp", 1)[1]
+        if path.is_file() and pid.isdigit() and not pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 class StagedWrites:
     """Context manager: files are written to temp names and renamed into place together on success; on an error
     every temp file is removed and nothing in the output tree changes."""

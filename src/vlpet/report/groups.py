@@ -40,21 +40,41 @@ class Group:
         first = self.runs[0]
         self.method, self.backbone, self.family, self.split = first.method, first.backbone, first.family, first.split
         self.key = short_hash(first.key)
+        # One unit per distinct seed: runs of the same seed (a rerun, a copied folder) are one seed, not several,
+        # their scores averaged into it; a run whose seed is unknown is a unit of its own.
+        units: dict = defaultdict(list)
+        for i, run in enumerate(self.runs):
+            units[run.seed if run.seed is not None else ("?", i)].append(run)
+        self.units = list(units.values())
+        self.repeated = {str(u[0].seed): len(u) for u in self.units if len(u) > 1}
+        unit_scores = [_unit_scores(u) for u in self.units]
         self.tasks = task_order(set().union(*(r.scores for r in self.runs)))
-        self.stats = {t: mean_std([r.scores[t] for r in self.runs if t in r.scores]) for t in self.tasks}
-        self.avg = mean_std([statistics.fmean(r.scores.values()) for r in self.runs])
+        self.stats = {t: mean_std([s[t] for s in unit_scores if t in s]) for t in self.tasks}
+        self.avg = mean_std([statistics.fmean(s.values()) for s in unit_scores])
         percents = [r.params_percent for r in self.runs if r.params_percent is not None]
         self.params_percent = statistics.fmean(percents) if percents else None
         self.from_val = task_order(set().union(*(r.from_val for r in self.runs)))
 
     @property
     def seeds(self) -> list:
-        return [r.seed for r in self.runs]
+        """The distinct seeds (a repeated seed once; see ``repeated``)."""
+        return [u[0].seed for u in self.units]
+
+    @property
+    def seeds_text(self) -> str:
+        """``42, 43`` or ``42 (×2 runs), 43``."""
+        return ", ".join(f"{u[0].seed} (×{len(u)} runs)" if len(u) > 1 else str(u[0].seed) for u in self.units)
 
     def sort_key(self) -> tuple:
         rank = METHOD_ORDER.index(self.method) if self.method in METHOD_ORDER else len(METHOD_ORDER)
         return (self.split != "test", tuple(task_order(self.tasks)), self.family, self.backbone, rank, self.method,
                 self.key)
+
+
+def _unit_scores(runs: list[Run]) -> dict[str, float]:
+    """The scores of one seed: its run's, or the mean over the runs that share it."""
+    tasks = set().union(*(r.scores for r in runs))
+    return {t: statistics.fmean([r.scores[t] for r in runs if t in r.scores]) for t in tasks}
 
 
 def group_runs(runs: list[Run]) -> list[Group]:

@@ -13,7 +13,11 @@ from .runs import find_runs, read_run
 
 
 def seed_action(run_dir: Path) -> str:
-    if run_dir.is_dir() and run_dir in find_runs([str(run_dir)]) and read_run(run_dir).status == "finished":
+    try:
+        finished = run_dir.is_dir() and run_dir in find_runs([str(run_dir)]) and read_run(run_dir).status == "finished"
+    except ValueError:  # an unreadable summary: not known to be finished
+        finished = False
+    if finished:
         return "finished"
     return "resume" if (run_dir / "LATEST").is_file() else "start"
 

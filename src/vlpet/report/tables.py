@@ -55,21 +55,34 @@ def markdown(groups: list[Group], unfinished: list[Run], paper: str | None) -> s
                                                                               for t in tasks), "Avg."]) + " |",
                 "|" + "---|" * (len(tasks) + 5)]
         for g in members:
-            out.append("| " + " | ".join([g.name, g.backbone, _percent(g.params_percent), str(len(g.runs)),
+            out.append("| " + " | ".join([g.name, g.backbone, _percent(g.params_percent), _seeds_cell(g),
                                           *(_cell(g.stats[t]) for t in tasks), _cell(g.avg)]) + " |")
             cmp = compare(g, paper) if paper else None
             if cmp:
                 out.append("| " + " | ".join(["↳ paper", "", f"{cmp['params_percent']:.2f}", "",
                                               *(_paper_cell(cmp["tasks"].get(t)) for t in tasks),
                                               _paper_cell(cmp["avg"])]) + " |")
-        out += ["", "Runs:"] + [f"- {g.name} ({g.backbone}), seeds {', '.join(map(str, g.seeds))}: "
+        out += ["", "Runs:"] + [f"- {g.name} ({g.backbone}), seeds {g.seeds_text}: "
                                 f"{', '.join(r.path for r in g.runs)}" for g in members]
+        repeated = [g for g in members if g.repeated]
+        if repeated:
+            out += [""] + [f"⚠ {g.name}: {_repeats(g)}: each seed counted once (its runs' scores averaged); "
+                           "rerun with another --seed for a spread over seeds." for g in repeated]
     if unfinished:
         out += ["", "## Unfinished runs (not averaged)", "",
                 "| Run | Method | Backbone | Seed | Status | Epochs | Last validation |", "|---" * 7 + "|"]
         out += [f"| {r.path} | {r.method} | {r.backbone} | {r.seed} | {_status(r)} | {r.epochs} | "
                 + (" ".join(f"{t} {v:.2f}" for t, v in r.last_val.items()) or "–") + " |" for r in unfinished]
     return "\n".join(out) + "\n"
+
+
+def _seeds_cell(g: Group) -> str:
+    """The number of distinct seeds; ⚠ when a seed ran more than once (explained under the table)."""
+    return f"{len(g.units)} ⚠" if g.repeated else str(len(g.units))
+
+
+def _repeats(g: Group) -> str:
+    return ", ".join(f"seed {seed} ran {n} times" for seed, n in g.repeated.items())
 
 
 def _status(run: Run) -> str:
@@ -83,7 +96,8 @@ def records(groups: list[Group], unfinished: list[Run], paper: str | None) -> li
     for g in groups:
         scores = {t: g.stats[t] for t in g.tasks}
         rows.append({"name": g.name, "key": g.key, "backbone": g.backbone, "family": g.family, "method": g.method,
-                     "seeds": g.seeds, "runs": [r.path for r in g.runs], "params_percent": g.params_percent,
+                     "seeds": g.seeds, "repeated_seeds": g.repeated, "runs": [r.path for r in g.runs],
+                     "params_percent": g.params_percent,
                      "split": g.split, "test": scores if g.split == "test" else {},
                      "val": scores if g.split == "val" else {}, "from_val": g.from_val, "avg": g.avg,
                      "wall_s": [r.wall_s for r in g.runs], **({"paper": compare(g, paper)} if paper else {})})
@@ -109,7 +123,7 @@ def csv_text(groups: list[Group], unfinished: list[Run], paper: str | None) -> s
     writer.writerow([*header, "runs"])
     for g in groups:
         stats = {**g.stats, "avg": g.avg}
-        row = [g.name, g.method, g.backbone, _number(g.params_percent), len(g.runs), " ".join(map(str, g.seeds)),
+        row = [g.name, g.method, g.backbone, _number(g.params_percent), len(g.units), " ".join(map(str, g.seeds)),
                g.split, *(_number(stats.get(t, {}).get(s)) for t in [*tasks, "avg"] for s in ("mean", "std"))]
         if paper:
             cmp = compare(g, paper) or {"tasks": {}, "avg": None}
@@ -148,7 +162,7 @@ def latex(groups: list[Group], unfinished: list[Run], paper: str | None) -> str:
                                                                           for t in tasks), "Avg."]) + r" \\",
                 r"\midrule"]
         for g in members:
-            out.append(" & ".join([_tex(g.name), _tex(g.backbone), _percent(g.params_percent), str(len(g.runs)),
+            out.append(" & ".join([_tex(g.name), _tex(g.backbone), _percent(g.params_percent), str(len(g.units)),
                                    *(_tex_cell(g.stats[t]) for t in tasks), _tex_cell(g.avg)]) + r" \\")
             cmp = compare(g, paper) if paper else None
             if cmp:

@@ -6,12 +6,13 @@ import argparse
 import json
 
 from . import image
+from ..commands import plain
 from .video import write_video_tree
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the synthetic tree and print one JSON line with the h5 counts."""
-    parser = argparse.ArgumentParser(prog="python -m vlpet.synth", description=image.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vlpet.synth", description=plain(image.__doc__.split("\n")[0]))
     parser.add_argument("--root", required=True, help="datasets root to write (created if missing)")
     for name in ("n_train", "n_val", "n_test"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=image.DEFAULTS[name],

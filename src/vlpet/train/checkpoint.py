@@ -350,7 +350,7 @@ def previous_checkpoint(path: Path) -> Path | None:
 
 
 def describe_checkpoint(run_dir: Path) -> str:
-    """What a run folder holds to resume from, in words (for messages): e.g. "LAST (epoch 0, step 3/6)"."""
+    """What a run folder holds to resume from, in words (for messages), epochs counted from 1 as in the logs."""
     try:
         path = latest_checkpoint(run_dir)
     except CheckpointError as err:
@@ -361,7 +361,7 @@ def describe_checkpoint(run_dir: Path) -> str:
         pos = json.loads((path / CONFIG).read_text(encoding="utf-8")).get("position", {})
     except (OSError, ValueError):
         pos = {}
-    where = f"epoch {pos['epoch']}, global step {pos['step']}" if {"epoch", "step"} <= set(pos) else "saved"
+    where = f"epoch {pos['epoch'] + 1}, global step {pos['step']}" if {"epoch", "step"} <= set(pos) else "saved"
     return f"the checkpoint {path} ({where})"
 
 

@@ -82,6 +82,9 @@ def check_split(ds, task: str, phase: str, feat_dim: int) -> None:
     state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     try:
         dim = np.asarray(ds[0]["vis_feats"]).shape[-1]
+        if dim != feat_dim:  # one bad file, or the whole task? (a file unlike the first one read is named)
+            for index in (len(ds) // 2, len(ds) - 1):
+                ds[index]
     finally:
         random.setstate(state[0]), np.random.set_state(state[1]), torch.set_rng_state(state[2])
     if dim != feat_dim:

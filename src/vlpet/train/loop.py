@@ -83,7 +83,7 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     params = [p for p in model.parameters() if p.requires_grad]
     losses = EpochLosses() if losses is None else losses
     pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet checked
-    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not show, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not show, leave=False, dynamic_ncols=True)  # from 1
     for batch in bar:
         task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
@@ -114,10 +114,10 @@ def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar)
     if not pending:
         return
     values = torch.stack([loss for _, _, loss in pending]).tolist()
-    bad = next((f"loss is {value} at step {step} (epoch {epoch}), task {task}"
+    bad = next((f"loss is {value} at step {step} (epoch {epoch + 1}), task {task}"
                 for (step, task, _), value in zip(pending, values) if not math.isfinite(value)), None)
     if _agreed(bad is not None, pending[-1][2].device) and bad is None:
-        bad = f"the loss became non-finite in another DDP process by step {pending[-1][0]} (epoch {epoch})"
+        bad = f"the loss became non-finite in another DDP process by step {pending[-1][0]} (epoch {epoch + 1})"
     if bad is not None:
         raise NonFiniteLossError(bad)
     bar.set_postfix(task=pending[-1][1], loss=f"{values[-1]:.3f}")

@@ -119,6 +119,10 @@ def train(args, runs: list | None = None) -> int:
     d = init_distributed(args.device, getattr(args, "ddp_timeout", 30.0))
     model_cfg = model_config_from_args(args, args.explicit)
     pet_cfg = pet_config_from_args(args)
+    if not model_cfg.pretrained and pet_cfg.method != "full_finetuning" and d.main:
+        print(f"warning: --from_scratch with {pet_cfg.method}: the backbone is random and stays frozen, so the PET "
+              "modules steer noise and the scores stay near zero; pass pretrained weights (--backbone DIR, e.g. the "
+              "demo's <run>/backbone) or train the whole model (--method full_finetuning)", file=sys.stderr)
     tokenizer = load_source("tokenizer", args.tokenizer or args.backbone, load_tokenizer)
     model_cfg = type(model_cfg)(**{**vars(model_cfg), "vocab_size": len(tokenizer)})
     names = task_list(args)

@@ -71,9 +71,10 @@ class Run:
                 improved = self.tracker.update(epoch, record["val"])
                 record["best"] = dict(self.tracker.best)
                 with defer_signals():  # the epoch's record and its checkpoint together, or neither
-                    self.log.line(f"epoch {epoch}: loss {out['loss']:.4f} | val " +
+                    # shown from 1 (epoch 1/E, best @1), as the demo and the plots; the records keep the index
+                    self.log.line(f"epoch {epoch + 1}/{args.epochs}: loss {out['loss']:.4f} | val " +
                                   " ".join(f"{t} {s:.2f}" for t, s in record["val"].items()) + " | best " +
-                                  " ".join(f"{t} {s:.2f}@{self.tracker.best_epoch[t]}"
+                                  " ".join(f"{t} {s:.2f}@{self.tracker.best_epoch[t] + 1}"
                                            for t, s in self.tracker.best.items()))
                     self.log.metrics(record, step)
                     self.saver.save_epoch(improved)
@@ -96,10 +97,11 @@ class Run:
         total = self.train_loader.steps_per_epoch
         epoch, done = state["epoch"], state.get("epoch_step", total)
         if done > total:
-            raise CheckpointError(f"{path} was saved at step {done} of epoch {epoch}, but an epoch now has "
+            raise CheckpointError(f"{path} was saved at step {done} of epoch {epoch + 1}, but an epoch now has "
                                   f"{total} steps: resume with the data and --batch_size of the run")
         self.tracker.restore(state.get("tracker"))
-        self.log.line(f"resumed from {path} (epoch {epoch}, step {done}/{total} of it, global step {state['step']})")
+        self.log.line(f"resumed from {path} (epoch {epoch + 1}, step {done}/{total} of it, global step "
+                      f"{state['step']})")
         if state.get("phase") == "validate":
             self.saver.begin_epoch(epoch, done, total, state["step"])
             return epoch, done, state["step"], state.get("train", {})

@@ -67,10 +67,20 @@ def atomic_write_json(path: Path, data: dict) -> None:
 
 def backbone_label(backbone: str) -> tuple[str, str]:
     """(label, family) of a backbone id or folder: ``facebook/bart-base`` -> ("BART-base", "bart")."""
-    name = Path(str(backbone).rstrip("/")).name
+    path = Path(str(backbone).rstrip("/"))
+    name = path.name
+    if name == "backbone" and _is_demo_run(path.parent):  # a demo's pretrained tiny BART, reused by a run
+        return DEMO_BACKBONE, "bart"
     family = "t5" if "t5" in name.lower() else "bart"
     known = {"bart-base": "BART-base", "t5-base": "T5-base", "bart-large": "BART-large", "t5-large": "T5-large"}
     return known.get(name.lower(), name), family
+
+
+def _is_demo_run(folder: Path) -> bool:
+    try:
+        return "demo" in json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 class RunSummary:
