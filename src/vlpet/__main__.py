@@ -54,5 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``; after a stop signal (exit 130/143/138) a second one cannot turn the exit into death by
+    the signal during the interpreter's shutdown."""
+    if code in (130, 143, 138):
+        from .train.interrupts import absorb_stop_signals
+
+        absorb_stop_signals()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

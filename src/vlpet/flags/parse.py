@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="check the loss for NaN/inf every N steps (1: every step, the default)")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ours.add_argument("--ddp_timeout", type=float, default=30.0, metavar="MINUTES",
+                      help="DDP: minutes a process waits for the others in a collective before the run fails "
+                           "(default 30; NCCL's own default is 10)")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
     ours.add_argument("--fix_gqa_prompt", action="store_true", help='use "gqa: " instead of the official "gpa: "')
 
@@ -187,6 +190,7 @@ _RULES = {
     "valid_batch_size": (lambda v: v is None or v > 0, "a positive integer"),
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
     "nan_check_every": (lambda v: v >= 1, "1 or more"),
+    "ddp_timeout": (lambda v: v > 0, "a positive number of minutes"),
 }
 
 
