@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..config import to_dict
+from ..data.device import to_device
 from ..data.layout import DataError, DataLayout
 from ..data.multitask import MultitaskLoader, build_datasets, build_loaders, task_prompts
 from ..data.tokenizer import load_tokenizer
@@ -117,8 +118,7 @@ class DeviceLoader:
 
     def __iter__(self):
         for batch in self.loader:
-            # the loaders pin host memory on CUDA, so these copies overlap with the work already queued
-            yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            yield to_device(batch, self.device)  # non-blocking from pinned memory; float16 features widened there
 
 
 def seed_everything(seed: int) -> None:
