@@ -1,10 +1,19 @@
-"""Loader benchmark: examples per second of the multi-task training loader, per feature layout and worker count.
+"""Loader benchmark: examples per second of the multi-task training loader, per feature layout and worker count,
+against the memcpy roofline of the same machine.
 
-Usage: ``python bench/loader.py [--n-train 128 --feat-dim 2048 --batch-size 500 --epochs 2 --workers 0 2 4
---root DIR]``. Prints one JSON line. Without ``--root`` the synthetic tree is written to a temporary folder first.
-``--batch-size`` is the run's B (500: the published BART runs; the per-task sizes follow pipeline spec §3.1).
-Each worker count is timed on the per-image h5 files, then the folders are packed (``vlpet.prepare.pack``, into
-``--root`` too when given) and timed again on the packed arrays (keys ``h5_workersN`` / ``packed_workersN``).
+Usage: ``python bench/loader.py [--n-train 6200 --feat-dim 2048 --batch-size 500 --epochs 2 --workers 0 2 4
+--layouts h5 packed --root DIR]``. Prints one JSON line. Without ``--root`` the synthetic tree is written to a
+temporary folder first (``--n-train 6200``: 20,150 train images, 20,179 in all, each 49 x 2048 float16 = 200 KB).
+``--batch-size`` is the run's B (500: the published BART runs; the per-task sizes 500 / 833 / 166 / 416 follow
+pipeline spec §3.1). Each worker count is timed on the per-image h5 files (layout ``h5``), then the folders are
+packed (``vlpet.prepare.pack``, into ``--root`` too when given) and timed again on the packed arrays (``packed``);
+keys ``h5_workersN`` / ``packed_workersN``, in examples/s over ``--epochs`` epochs (worker start-up included),
+after one pass over every feature file has put them in the page cache.
+
+The roofline: ``memcpy_bytes_per_s`` is the best of ``--memcpy-reps`` copies of a ``--memcpy-mb`` buffer (one core,
+numpy ``copyto``), measured in the same run; a packed example is one 49 x feat_dim float16 row (200 KB at 2048;
+NLVR2 examples read two), so ``roofline_examples_per_s = memcpy_bytes_per_s / (49 * feat_dim * 2)`` and
+``roofline_fraction`` gives each timing as a fraction of it.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from vlpet.data.layout import DataLayout  # noqa: E402
@@ -23,6 +34,32 @@ from vlpet.data.multitask import MultitaskLoader, build_datasets, build_loaders 
 from vlpet.data.synth import synth_words, write_synthetic  # noqa: E402
 from vlpet.data.tokenizer import build_tokenizer  # noqa: E402
 from vlpet.prepare.pack import feature_folders, pack_folder  # noqa: E402
+
+N_GRID = 49
+LAYOUTS = ("h5", "packed")
+
+
+def memcpy_bytes_per_s(megabytes: int, reps: int) -> float:
+    """Best rate of ``reps`` single-threaded copies of a ``megabytes`` buffer (bytes copied per second)."""
+    src = np.ones(megabytes << 20, dtype=np.uint8)
+    dst = np.zeros_like(src)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return src.nbytes / best
+
+
+def warm_page_cache(root: Path) -> int:
+    """Read every feature file under ``root`` once (h5 files and packed arrays); returns the bytes read."""
+    total = 0
+    for path in sorted(root.glob("*/clip_features/*/**/*")):
+        if path.is_file() and path.suffix in (".h5", ".npy"):
+            with open(path, "rb") as f:
+                while chunk := f.read(16 << 20):
+                    total += len(chunk)
+    return total
 
 
 def examples_per_second(loader: MultitaskLoader, epochs: int) -> float:
@@ -39,9 +76,11 @@ def bench(root: Path, batch_size: int, epochs: int, workers: list[int], layout: 
     """Examples per second of the train MultitaskLoader for each worker count."""
     datasets = build_datasets(DataLayout(root), build_tokenizer("bart", synth_words()), "train")
     result = {"examples_per_epoch": sum(len(ds) for ds in datasets.values())}
+    warm_page_cache(root)
     for n in workers:
         loader = MultitaskLoader(build_loaders(datasets, batch_size, train=True, num_workers=n))
         result[f"{layout}_workers{n}"] = round(examples_per_second(loader, epochs), 1)
+        del loader  # its (persistent) workers end here, before the next count's start
     return result
 
 
@@ -49,20 +88,32 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, write the synthetic data if needed, print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", help="existing datasets root (default: write synthetic data to a temp folder)")
-    parser.add_argument("--n-train", type=int, default=128)
+    parser.add_argument("--n-train", type=int, default=6200, help="synthetic images per task's train split")
     parser.add_argument("--feat-dim", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=500, help="run batch size B (per-task sizes follow §3.1)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    parser.add_argument("--memcpy-mb", type=int, default=256, help="buffer size of the memcpy roofline")
+    parser.add_argument("--memcpy-reps", type=int, default=7)
     args = parser.parse_args(argv)
+    rate = memcpy_bytes_per_s(args.memcpy_mb, args.memcpy_reps)
+    row_bytes = N_GRID * args.feat_dim * 2
+    result = {"memcpy_bytes_per_s": round(rate), "bytes_per_example": row_bytes,
+              "roofline_examples_per_s": round(rate / row_bytes, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root or tmp)
         if args.root is None:
-            write_synthetic(root, n_train=args.n_train, n_val=1, n_test=1, feat_dim=args.feat_dim)
-        result = bench(root, args.batch_size, args.epochs, args.workers, "h5")
-        for folder in feature_folders(root):
-            pack_folder(folder, show=False)
-        result.update(bench(root, args.batch_size, args.epochs, args.workers, "packed"))
+            written = write_synthetic(root, n_train=args.n_train, n_val=1, n_test=1, feat_dim=args.feat_dim)
+            result["images"] = sum(written.values())
+        if "h5" in args.layouts:
+            result.update(bench(root, args.batch_size, args.epochs, args.workers, "h5"))
+        if "packed" in args.layouts:
+            for folder in feature_folders(root):
+                pack_folder(folder, show=False)
+            result.update(bench(root, args.batch_size, args.epochs, args.workers, "packed"))
+    timed = [key for key in result if key.startswith(LAYOUTS) and "_workers" in key]
+    result["roofline_fraction"] = {key: round(result[key] / result["roofline_examples_per_s"], 4) for key in timed}
     print(json.dumps({"bench": "loader", "feat_dim": args.feat_dim, "batch_size": args.batch_size,
                       "epochs": args.epochs, "unit": "examples/s", **result}))
     return 0
