@@ -208,7 +208,7 @@ class ImageTextDataset(Dataset):
         if self.images_per_example > 1:
             feats = feats.view(len(records), self.images_per_example, *feats.shape[1:])
         out["vis_feats"] = feats
-        out["boxes"] = torch.zeros(*out["vis_feats"].shape[:-1], 4)
+        out["boxes"] = torch.from_numpy(np.zeros((*feats.shape[:-1], 4), np.float32))  # one thread, no pool
         self._fill(rows, records, out)
         return out
 

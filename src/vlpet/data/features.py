@@ -99,8 +99,9 @@ class FeatureReader:
         copies nothing."""
         packed: dict[Path, tuple[np.ndarray, list[tuple[int, int]]]] = {}
         loose: list[tuple[int, np.ndarray]] = []
+        indexes = {}
         for slot, (folder, img_id) in enumerate(images):
-            rows = self._packed_rows(folder)
+            rows = indexes[folder] if folder in indexes else indexes.setdefault(folder, self._packed_rows(folder))
             row = None if rows is None else rows[1].get(img_id)
             if row is None:
                 loose.append((slot, self._read_h5(h5_path(folder, img_id), img_id)))
@@ -173,4 +174,4 @@ def _open_packed(folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
     if feats.ndim != 3 or feats.shape[0] != len(ids):
         raise DataError(f"packed features {array} have shape {feats.shape} for {len(ids)} ids; re-run "
                         f"python -m vlpet.prepare.pack or delete {folder / 'packed'}", array)
-    return feats, {img_id: row for row, img_id in enumerate(ids)}
+    return np.asarray(feats), {img_id: row for row, img_id in enumerate(ids)}  # a plain view: cheaper rows
