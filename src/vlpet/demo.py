@@ -265,11 +265,13 @@ def run(args: argparse.Namespace) -> int:
     layout = DataLayout(data_root)
     train_sets = build_datasets(layout, tokenizer, "train", tasks)
     cpu = torch.device("cpu")  # the loaders hand over float16 features; DeviceLoader widens them for the model
+
+    def eval_loaders(phase: str) -> dict:
+        loaders = build_loaders(build_datasets(layout, tokenizer, phase, tasks), cfg.batch_size, train=False)
+        return {task: DeviceLoader(loader, cpu) for task, loader in loaders.items()}
+
     train_loader = DeviceLoader(MultitaskLoader(build_loaders(train_sets, cfg.batch_size, train=True), cfg.seed), cpu)
-    val_loaders = {task: DeviceLoader(loader, cpu) for task, loader in
-                   build_loaders(build_datasets(layout, tokenizer, "val", tasks), cfg.batch_size, train=False).items()}
-    test_loaders = {task: DeviceLoader(loader, cpu) for task, loader in
-                    build_loaders(build_datasets(layout, tokenizer, "test", tasks), cfg.batch_size, train=False).items()}
+    val_loaders, test_loaders = eval_loaders("val"), eval_loaders("test")
     if "gqa" in tasks:
         test_loaders["gqa"] = val_loaders["gqa"]  # GQA has no test phase officially: report testdev
     test_loaders = {task: test_loaders[task] for task in tasks}

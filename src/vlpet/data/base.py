@@ -46,8 +46,9 @@ def check_entries(entries: Any, keys: Sequence[str], path: Path) -> list[dict]:
 
 
 def collate_examples(batch: list[dict], task: str, pad_id: int) -> dict:
-    """The model's batch dict from per-example dicts (the video datasets): padded ``input_ids``, ``target_ids`` (-100 at padding) when
-    the examples have targets, stacked float32 ``vis_feats``, zero ``boxes``, ``task``, one list per metadata key."""
+    """The model's batch dict from per-example dicts (the video datasets): padded ``input_ids``, ``target_ids``
+    (-100 at padding) when the examples have targets, stacked ``vis_feats``, zero ``boxes``, ``task``, one list per
+    metadata key."""
     vis_feats = torch.stack([torch.as_tensor(ex["vis_feats"]) for ex in batch])
     out = {"task": task, "input_ids": pad([ex["input_ids"] for ex in batch], pad_id), "vis_feats": vis_feats,
            "boxes": torch.zeros(*vis_feats.shape[:-1], 4)}
@@ -109,9 +110,9 @@ def seed_worker(base_seed: int) -> None:
 class ImageTextDataset(Dataset):
     """Base of the VQA, GQA, NLVR2 and caption datasets.
 
-    Subclasses set ``task``, ``input_max_length`` (and ``images_per_example``), implement ``_load`` (returns the example records) and
-    ``_fill`` (targets, metadata lists and task tensors of a batch), and may override ``input_text``,
-    ``_images`` and ``_encode_records``.
+    Subclasses set ``task``, ``input_max_length`` (and ``images_per_example``), implement ``_load`` (returns the
+    example records) and ``_fill`` (targets, metadata lists and task tensors of a batch), and may override
+    ``input_text``, ``_images`` and ``_encode_records``.
     """
 
     task = ""
