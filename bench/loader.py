@@ -8,7 +8,7 @@ temporary folder first (``--n-train 6200``: 20,150 train images, 20,179 in all, 
 pipeline spec §3.1). Each worker count is timed on the per-image h5 files (layout ``h5``), then the folders are
 packed (``vlpet.prepare.pack``, into ``--root`` too when given) and timed again on the packed arrays (``packed``);
 keys ``h5_workersN`` / ``packed_workersN``, in examples/s over ``--epochs`` epochs (worker start-up included),
-after one pass over every feature file has put them in the page cache.
+after one pass over the layout's feature files has put them in the page cache.
 
 Glibc allocator: as ``bench/train_step.py``, the script re-executes itself once with ``MALLOC_MMAP_MAX_=0
 MALLOC_TRIM_THRESHOLD_=68719476736`` unless they are set or ``--no-malloc-env`` is given (``malloc_env`` in the JSON
@@ -65,11 +65,12 @@ def memcpy_bytes_per_s(megabytes: int, reps: int) -> float:
     return src.nbytes / best
 
 
-def warm_page_cache(root: Path) -> int:
-    """Read every feature file under ``root`` once (h5 files and packed arrays); returns the bytes read."""
+def warm_page_cache(root: Path, layout: str) -> int:
+    """Read every feature file of ``layout`` under ``root`` once (h5 files or packed arrays); returns the bytes."""
     total = 0
-    for path in sorted(root.glob("*/clip_features/*/**/*")):
-        if path.is_file() and path.suffix in (".h5", ".npy"):
+    pattern = "*/clip_features/*/*.h5" if layout == "h5" else "*/clip_features/*/packed/*.npy"
+    for path in sorted(root.glob(pattern)):
+        if path.is_file():
             with open(path, "rb") as f:
                 while chunk := f.read(16 << 20):
                     total += len(chunk)
@@ -93,7 +94,7 @@ def bench(root: Path, batch_size: int, epochs: int, workers: list[int], layout: 
     """Examples per second of the train MultitaskLoader for each worker count."""
     datasets = build_datasets(DataLayout(root), build_tokenizer("bart", synth_words()), "train")
     result = {"examples_per_epoch": sum(len(ds) for ds in datasets.values())}
-    warm_page_cache(root)
+    warm_page_cache(root, layout)
     for n in workers:
         loader = MultitaskLoader(build_loaders(datasets, batch_size, train=True, num_workers=n))
         result[f"{layout}_workers{n}"] = round(examples_per_second(loader, epochs, steps), 1)
