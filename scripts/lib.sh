@@ -1,8 +1,9 @@
-# Shared by the launchers: torchrun + `python -m vlpet train` from the repo root (PYTHON=... picks the interpreter).
-# NPROC=<n> overrides the number of processes (default: the script's, 1 as published); extra flags given after a
-# script's positional arguments are passed on (e.g. --datasets_root /data --resume --bf16). VLPET_PORT=<p> overrides
-# the master port; VLPET_PRINT_ARGS=1 prints the trainer flags, one a line, instead of running (both used by seeds.sh).
-export TOKENIZERS_PARALLELISM=true
+# Shared by the launchers: `python -m vlpet.train.launch` (the trainer itself, or torchrun for several processes) from
+# the repo root (PYTHON=... picks the interpreter). NPROC=<n> overrides the number of processes (default: the
+# script's, 1 as published); extra flags given after a script's positional arguments are passed on (e.g.
+# --datasets_root /data --resume --bf16). VLPET_PORT=<p> overrides the master port; VLPET_PRINT_ARGS=1 prints the
+# trainer flags, one a line, instead of running (both used by seeds.sh).
+export TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}  # forked loader workers + a used Rust pool can deadlock
 export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-68719476736}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,8 +11,23 @@ launch() {  # launch PORT NPROC FLAG...
     local port=${VLPET_PORT:-$1} nproc=$2
     shift 2
     if [ -n "${VLPET_PRINT_ARGS:-}" ]; then printf '%s\n' "$@"; return; fi
-    # `python -m torch.distributed.run` is torchrun, without depending on its console script being on PATH.
-    "${PYTHON:-python}" -m torch.distributed.run --nproc_per_node="${NPROC:-$nproc}" --master_port="$port" -m vlpet train "$@"
+    # vlpet.train.launch: one process runs `python -m vlpet train` itself (no torchrun in between); several go
+    # through torchrun with rank 0's exit code. Either way the exit code is the trainer's (docs/distributed.md).
+    forward "${PYTHON:-python}" -m vlpet.train.launch "${NPROC:-$nproc}" "$port" "$@"
+}
+
+forward() {  # forward CMD...: run CMD, pass SIGTERM / SIGINT / SIGUSR1 on to it, return its exit code
+    "$@" &
+    local pid=$! rc=0
+    trap 'kill -TERM '"$pid"' 2>/dev/null' TERM
+    trap 'kill -INT '"$pid"' 2>/dev/null' INT
+    trap 'kill -USR1 '"$pid"' 2>/dev/null' USR1
+    while :; do
+        wait "$pid" && rc=0 || rc=$?
+        kill -0 "$pid" 2>/dev/null || break  # a trapped signal ends `wait` early: wait again until it exits
+    done
+    trap - TERM INT USR1
+    return "$rc"
 }
 
 image_common() {  # image_common BACKBONE BATCH OUTPUT NAME LR EPOCHS

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--feat-dim", "32", "--steps", "1", "--warmup", "1", "--batch", "2", "--threads", "1", "--device", "cpu"]
 COMMON_KEYS = {
@@ -70,14 +72,19 @@ def test_run_time_tiny_bart():
         assert t["total_h"] >= t["train_h"] > 0 and t["val_h"] > 0 and t["test_h"] > 0 and t["mfu"] > 0
 
 
-def test_loader_both_layouts():
+def test_loader_packed_with_roofline():
+    """``--layouts packed``: timings of the packed layout only (the h5 timing is the same code on the h5 tree)."""
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "loader.py"), "--n-train", "4", "--feat-dim", "8",
-                           "--batch-size", "12", "--epochs", "1", "--workers", "0", "1"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                           "--batch-size", "12", "--epochs", "1", "--workers", "0", "1", "--layouts", "packed",
+                           "--memcpy-mb", "4", "--memcpy-reps", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["examples_per_epoch"] > 0
-    assert all(out[f"{layout}_workers{n}"] > 0 for layout in ("h5", "packed") for n in (0, 1))
+    assert out["examples_per_epoch"] > 0 and out["images"] > 0
+    assert out["packed_workers0"] > 0 and out["packed_workers1"] > 0 and not any(k.startswith("h5_") for k in out)
+    assert out["bytes_per_example"] == 49 * 8 * 2 and out["memcpy_bytes_per_s"] > 0
+    assert out["roofline_examples_per_s"] == pytest.approx(out["memcpy_bytes_per_s"] / (49 * 8 * 2), rel=1e-3)
+    assert set(out["roofline_fraction"]) == {"packed_workers0", "packed_workers1"}
 
 
 def test_train_step_tiny_t5_lst():

@@ -1,4 +1,4 @@
-"""h5 feature reading: float16 on disk -> float32, files opened once per process (worker), bounded handle cache."""
+"""h5 feature reading: float16 on disk -> float32 (``read``), files opened once per process (worker), bounded handle cache."""
 
 import os
 import pickle
@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from vlpet.data.features import FeatureReader
 from vlpet.data.layout import DataLayout
+from vlpet.data.multitask import as_built
 from vlpet.synth.image import write_synthetic
 from vlpet.data.tokenizer import build_tokenizer
 from vlpet.data.vqa import VQADataset
@@ -66,12 +67,12 @@ def test_pickling_and_forks_drop_handles(files):
 
 
 class CountingVQA(VQADataset):
-    """Reports, per example, the worker's pid and how many files its reader has opened so far."""
+    """Reports, per batch, the worker's pid and how many files its reader has opened so far."""
 
-    def __getitem__(self, index):
-        example = super().__getitem__(index)
-        example["meta"].update(pid=os.getpid(), opened=self.reader.n_opened)
-        return example
+    def batch(self, indices):
+        out = super().batch(indices)
+        out.update(pid=[os.getpid()] * len(indices), opened=[self.reader.n_opened] * len(indices))
+        return out
 
 
 def test_loader_workers_open_each_file_once(tmp_path):
@@ -79,7 +80,7 @@ def test_loader_workers_open_each_file_once(tmp_path):
     ds = CountingVQA(DataLayout(tmp_path), "karpathy_train", build_tokenizer("bart", ["vqa", ":"]))
     ds.data = ds.data * 4  # every image is read many times by every worker
     seen, opened = defaultdict(set), defaultdict(int)
-    for batch in DataLoader(ds, batch_size=3, num_workers=2, collate_fn=ds.collate):
+    for batch in DataLoader(ds, batch_size=3, num_workers=2, collate_fn=as_built):
         for pid, img_id, n in zip(batch["pid"], batch["img_ids"], batch["opened"]):
             seen[pid].add(img_id)
             opened[pid] = max(opened[pid], n)

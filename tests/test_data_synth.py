@@ -78,7 +78,7 @@ def test_every_split_loads(root, style):
     tok = build_tokenizer(style, synth_words())
     for phase in SPLITS:
         for task, ds in build_datasets(DataLayout(root), tok, phase).items():
-            batch = ds.collate([ds[i] for i in range(len(ds))])
+            batch = ds.batch(range(len(ds)))
             assert batch["vis_feats"].shape[-2:] == (49, F), task
             assert tok.unk_token_id not in batch["input_ids"], task  # the synthetic words are all in the vocab
 

@@ -1,4 +1,4 @@
-"""Each task's dataset and collate on hand-made examples written in the real layout (pipeline spec §2).
+"""Each task's dataset and its batches on hand-made examples written in the real layout (pipeline spec §2).
 
 Expected ids are literals, read off the test tokenizer below:
 
@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from vlpet.data.caption import CaptionDataset
+from vlpet.data.device import to_device
 from vlpet.data.gqa import GQADataset
 from vlpet.data.layout import DataLayout
 from vlpet.data.nlvr import NLVRDataset
@@ -97,7 +98,7 @@ def rows(tensor):
 
 def test_vqa_inputs_targets_scores(root, tok):
     ds = VQADataset(root, "karpathy_train", tok)
-    batch = ds.collate([ds[0], ds[1], ds[2]])
+    batch = ds.batch([0, 1, 2])
     pad = tok.pad_token_id
     assert rows(batch["input_ids"]) == expect(tok, [
         [0, 4, 5, 10, 11, 12, 13, 14, 15, 2] + [1] * 10,
@@ -130,8 +131,9 @@ def test_vqa_inputs_targets_scores(root, tok):
 
 def test_vqa_features_and_boxes(root, tok):
     ds = VQADataset(root, "karpathy_train", tok)
-    batch = ds.collate([ds[0], ds[1]])
-    assert batch["vis_feats"].shape == (2, 49, F) and batch["vis_feats"].dtype == torch.float32
+    batch = ds.batch([0, 1])
+    assert batch["vis_feats"].shape == (2, 49, F) and batch["vis_feats"].dtype == torch.float16  # as stored
+    assert to_device(batch, "cpu")["vis_feats"].dtype == torch.float32  # widened on the model's device
     assert torch.all(batch["vis_feats"][0] == 0.125) and torch.all(batch["vis_feats"][1] == 0.5)
     assert batch["boxes"].shape == (2, 49, 4) and batch["boxes"].dtype == torch.float32
     assert not batch["boxes"].any()
@@ -141,25 +143,24 @@ def test_vqa_answer_sampled_by_soft_score(root, tok):
     ds = VQADataset(root, "karpathy_train", tok)
     ds.data = [dict(ds.data[0], label={"red": 0.9, "blue": 0.3})]
     np.random.seed(0)
-    draws = [ds[0] for _ in range(2000)]
-    red = [ex for ex in draws if ex["meta"]["answers"] == "red"]
-    assert len(red) / len(draws) == pytest.approx(0.75, abs=0.03)  # 0.9 / (0.9 + 0.3)
-    for ex in draws:
-        red_drawn = ex["meta"]["answers"] == "red"
-        assert ex["score"] == (0.9 if red_drawn else 0.3)
-        assert ex["target_ids"] == expect(tok, [0, 16 if red_drawn else 17, 2], [15 if red_drawn else 16, 1])
+    draws = ds.batch([0] * 2000)
+    red = [answer == "red" for answer in draws["answers"]]
+    assert sum(red) / len(red) == pytest.approx(0.75, abs=0.03)  # 0.9 / (0.9 + 0.3)
+    for red_drawn, score, target in zip(red, draws["scores"].tolist(), rows(draws["target_ids"])):
+        assert score == pytest.approx(0.9 if red_drawn else 0.3)
+        assert target == expect(tok, [0, 16 if red_drawn else 17, 2], [15 if red_drawn else 16, 1])
 
 
 def test_vqa_unlabelled_split_has_no_targets(root, tok):
     ds = VQADataset(root, "test_4", tok)
-    batch = ds.collate([ds[0]])
+    batch = ds.batch([0])
     assert "target_ids" not in batch and "scores" not in batch
     assert batch["question_ids"] == [3001] and batch["is_topk_optimal"] == [None]
 
 
 def test_gqa_prompt_typo_truncation_and_untruncated_target(root, tok):
     ds = GQADataset(root, "train,valid", tok)
-    batch = ds.collate([ds[0], ds[1]])
+    batch = ds.batch([0, 1])
     assert rows(batch["input_ids"]) == expect(tok, [
         [0, 6, 5, 10, 11, 12, 13, 21, 15, 2] + [1] * 10,
         [0, 6, 5, 10, 11, 12, 13, 14, 10, 11, 12, 13, 14, 10, 11, 12, 13, 14, 10, 2],
@@ -175,7 +176,7 @@ def test_gqa_prompt_typo_truncation_and_untruncated_target(root, tok):
 
 def test_gqa_fixed_prompt_testdev_images_and_long_target(root, tok):
     ds = GQADataset(root, "testdev", tok, fix_prompt_typo=True)
-    batch = ds.collate([ds[0]])
+    batch = ds.batch([0])
     assert rows(batch["input_ids"]) == expect(tok, [[0, 7, 5, 10, 11, 12, 13, 21, 15, 2]],
                                               [[6, 4, 9, 10, 11, 12, 20, 14, 1]])
     assert rows(batch["target_ids"]) == expect(tok, [[0] + [20, 21] * 6 + [2]], [[19, 20] * 6 + [1]])
@@ -184,14 +185,14 @@ def test_gqa_fixed_prompt_testdev_images_and_long_target(root, tok):
 
 def test_nlvr_two_images_untruncated_input_true_false(root, tok):
     ds = NLVRDataset(root, "train", tok)
-    batch = ds.collate([ds[0], ds[1]])
+    batch = ds.batch([0, 1])
     long_bart = [0, 8, 5] + [10, 11, 12, 13, 14] * 5 + [2]  # 29 tokens: NLVR2 input is never truncated
     long_t5 = [7, 4] + [9, 10, 11, 12, 13] * 5 + [1]
     assert rows(batch["input_ids"]) == expect(tok, [[0, 8, 5, 13, 21, 12, 16, 22, 2] + [1] * 20, long_bart],
                                               [[7, 4, 12, 20, 11, 15, 21, 1] + [0] * 20, long_t5])
     assert rows(batch["target_ids"]) == expect(tok, [[0, 18, 2], [0, 19, 2]], [[17, 1], [18, 1]])
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.long
-    assert batch["vis_feats"].shape == (2, 2, 49, F) and batch["vis_feats"].dtype == torch.float32
+    assert batch["vis_feats"].shape == (2, 2, 49, F) and batch["vis_feats"].dtype == torch.float16
     assert torch.all(batch["vis_feats"][:, 0] == 3.0) and torch.all(batch["vis_feats"][:, 1] == 4.0)
     assert batch["boxes"].shape == (2, 2, 49, 4) and not batch["boxes"].any()
     assert batch["uids"] == batch["question_ids"] == ["nlvr2_train_0", "nlvr2_train_1"]
@@ -203,7 +204,7 @@ def test_nlvr_two_images_untruncated_input_true_false(root, tok):
 def test_caption_train_one_example_per_reference(root, tok):
     ds = CaptionDataset(root, "karpathy_train", tok)
     assert len(ds) == 3  # 2 references of the train image + 1 of the restval image
-    batch = ds.collate([ds[0], ds[1], ds[2]])
+    batch = ds.batch([0, 1, 2])
     assert rows(batch["input_ids"]) == expect(tok, [[0, 9, 5, 2]] * 3, [[8, 4, 1]] * 3)
     assert rows(batch["target_ids"]) == expect(tok, [
         [0, 20, 16, 14, 22, 2] + [-100] * 34,
@@ -222,12 +223,12 @@ def test_caption_train_one_example_per_reference(root, tok):
 
 def test_caption_val_test_one_example_per_image_with_all_references(root, tok):
     val = CaptionDataset(root, "karpathy_val", tok)
-    batch = val.collate([val[0]])
+    batch = val.batch([0])
     assert len(val) == 1 and "target_ids" not in batch
     assert batch["targets"] == [["a dog.", "a blue dog"]]
     assert batch["img_ids"] == ["COCO_val2014_000000000003"]
     test = CaptionDataset(root, "karpathy_test", tok)
-    assert len(test) == 1 and test.collate([test[0]])["targets"] == [["a circle"]]
+    assert len(test) == 1 and test.batch([0])["targets"] == [["a circle"]]
 
 
 def test_limit_keeps_the_first_examples(root, tok):

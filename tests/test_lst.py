@@ -82,6 +82,32 @@ def test_side_network_initialised_from_the_pruned_backbone(model, record, tmp_pa
         torch.testing.assert_close(value, record["side_init"][key], rtol=0, atol=0, msg=key)
 
 
+def test_ddp_rank_waits_for_rank_0s_fisher_and_reads_it_onto_the_model_device(model, record, tmp_path,
+                                                                                monkeypatch):
+    """Another rank (save=False, a barrier as ``wait``) never computes the Fisher: it waits while rank 0 computes
+    and saves it (simulated inside the barrier), then reads the file onto its model's device (map_location, so a
+    CUDA resume multiplies CUDA tensors), giving the official side init."""
+    import safetensors.torch
+
+    loader = [{"input_ids": i, "target_ids": t} for i, t in record["samples"]]
+    computed, devices, real_fisher, real_load = [], [], lst.fisher_importance, safetensors.torch.load_file
+    monkeypatch.setattr(lst, "fisher_importance", lambda *a: computed.append(1) or real_fisher(*a))
+    monkeypatch.setattr(safetensors.torch, "load_file",
+                        lambda path, device="cpu": devices.append(device) or real_load(path, device=device))
+
+    def barrier():  # rank 0 reaches the barrier after computing and saving the Fisher
+        assert not (tmp_path / lst.FISHER_FILE).exists()
+        assert "computed" in lst.init_side_network(model, loader, tmp_path, save=True, wait=lambda: None)
+
+    with torch.no_grad():
+        for p in model.lm.encoder.side_block.parameters():
+            p.zero_()
+    assert "read the Fisher importance" in lst.init_side_network(model, loader, tmp_path, save=False, wait=barrier)
+    assert computed == [1] and devices == [str(next(model.parameters()).device)]
+    for key, value in _side_state(model).items():
+        torch.testing.assert_close(value, record["side_init"][key], rtol=0, atol=0, msg=key)
+
+
 def test_no_backward_graph_through_the_backbone():
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="tiny-t5", feat_dim=16), PETConfig(method="lst", side_reduction_factor=4))

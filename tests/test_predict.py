@@ -30,11 +30,13 @@ def _pipeline(data: Path, run: Path, task: str) -> tuple[list[dict], list]:
     from vlpet.data.multitask import build_datasets, make_loader, task_prompts
     from vlpet.predict import Predictor
     from vlpet.tasks import get_task
+    from vlpet.train.device import DeviceLoader
 
     predictor = Predictor.load(run / "LAST", None, None, "cpu")
     dataset = build_datasets(DataLayout(data / "data"), predictor.tokenizer, "val", [task], task_prompts(), N)[task]
     runner = get_task(task, predictor.run_args["num_beams"], predictor.run_args["gen_max_length"])  # as validation
-    preds = runner.predict(predictor.model, make_loader(dataset, 2, False), predictor.tokenizer)
+    loader = DeviceLoader(make_loader(dataset, 2, False), torch.device("cpu"))  # as the trainer hands batches over
+    preds = runner.predict(predictor.model, loader, predictor.tokenizer)
     records, expected = [], []
     for datum in dataset.data:
         if task == "nlvr":

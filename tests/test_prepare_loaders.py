@@ -53,7 +53,7 @@ def tokenizer():
 def test_loaders_build_batches_from_a_prepared_tree(tree, tokenizer, dataset, split):
     data = dataset(DataLayout(tree), split, tokenizer)
     assert len(data) > 0
-    batch = data.collate([data[i] for i in range(len(data))])
+    batch = data.batch(range(len(data)))
     assert batch["vis_feats"].shape[-2:] == (49, F) and batch["input_ids"].shape[0] == len(data)
     if split == "karpathy_test" and dataset is VQADataset:
         assert all(isinstance(flag, bool) for flag in batch["is_topk_optimal"])

@@ -15,10 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS_SH = ROOT / "scripts" / "seeds.sh"
 
-# A stand-in for `python`: `-m torch.distributed.run ...` records its call and plays a run (failing for FAIL_SEED),
+# A stand-in for `python`: `-m vlpet.train.launch ...` records its call and plays a run (failing for FAIL_SEED),
 # anything else (vlpet.report.status) runs the real interpreter.
 FAKE_PYTHON = """#!/usr/bin/env bash
-if [ "$1 $2" != "-m torch.distributed.run" ]; then exec {python} "$@"; fi
+if [ "$1 $2" != "-m vlpet.train.launch" ]; then exec {python} "$@"; fi
 echo "CVD=${{CUDA_VISIBLE_DEVICES:-}} $*" >> {calls}
 out="" seed=""
 while [ $# -gt 0 ]; do
@@ -62,6 +62,11 @@ def seeds(env, launcher: str, *args: str, **extra) -> subprocess.CompletedProces
                           env={**env["env"], **extra}, timeout=120)
 
 
+def _port(call: str) -> str:
+    """The master port of a recorded ``-m vlpet.train.launch NPROC PORT ...`` call."""
+    return call.split("-m vlpet.train.launch ", 1)[1].split()[1]
+
+
 def calls(env) -> list[str]:
     lines = env["calls"].read_text().splitlines() if env["calls"].exists() else []
     env["calls"].unlink(missing_ok=True)
@@ -75,7 +80,7 @@ def test_each_seed_replaces_the_seed_argument_and_a_failure_does_not_stop_the_ot
     assert len(made) == 3
     for seed, line in zip("123", made):
         assert f"--output {env['tmp']}/runs/dim7_seed{seed} --seed {seed} --lr 1" in line
-        assert "--master_port=20000" in line and "--resume" not in line
+        assert _port(line) == "20000" and "--resume" not in line
     assert "2: FAILED (exit 3" in done.stdout and "1: finished" in done.stdout and "3: finished" in done.stdout
     assert (env["tmp"] / "logs" / "with_seed_seed2.log").is_file()
     again = seeds(env, "with_seed.sh", "20000", "7", "42", SEEDS="1 2 3")  # finished seeds skipped, 2 run again
@@ -112,7 +117,7 @@ def test_gpus_run_seeds_at_once_on_distinct_devices_and_ports(env):
     assert len(made) == 3
     by_seed = {line.split("--seed ")[1].split()[0]: line for line in made}
     assert {by_seed[s].split()[0] for s in ("1", "2")} == {"CVD=0", "CVD=1"}
-    assert {by_seed[s].split("--master_port=")[1].split()[0] for s in ("1", "2")} == {"20000", "20001"}
+    assert {_port(by_seed[s]) for s in ("1", "2")} == {"20000", "20001"}
 
 
 def test_wrong_arguments_are_one_clear_error(env):

@@ -214,7 +214,7 @@ def test_t5_launchers_run_the_lst_scripts(script, method):
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 2
     for seed, line in zip((9595, 9596), lines):
-        args = build_parser("t", "").parse_args(line.split(" -m vlpet train ", 1)[1].split())
+        args = build_parser("t", "").parse_args(line.split("-m vlpet.train.launch ", 1)[1].split()[2:])
         assert pet_config_from_args(args).method == method
         assert (args.seed, args.epochs, args.batch_size, args.backbone) == (seed, 2, 300, "t5-base")
         assert args.output.endswith(f"@{seed}") and args.weight_decay == (3e-2 if method == "lst" else 0.01)

@@ -8,6 +8,8 @@
   extract   CLIP features of an image folder (RN101 grid, .h5) or a video folder (ViT-B/32 frames, .npz)
   predict   answer / caption / judge new inputs with a trained checkpoint
   report    runs grouped over seeds: tables (md, csv, latex, json), plots, the paper's numbers beside ours
+  export    a checkpoint as a folder in the Hub's conventions (model card, PET-only weights, peft adapter)
+  push      export a checkpoint and upload it to a Hugging Face Hub repo
 """
 
 from __future__ import annotations
@@ -52,5 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``; after a stop signal (exit 130/143/138) a second one cannot turn the exit into death by
+    the signal during the interpreter's shutdown."""
+    if code in (130, 143, 138):
+        from .train.interrupts import absorb_stop_signals
+
+        absorb_stop_signals()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -78,6 +78,15 @@ class PETConfig:
     side_reduction_factor: int = field(default=8, metadata={"help": "LST side width d / this (the script: 4)"})
     side_init: str = field(default="fisher-v2", metadata={"help": f"LST side init: {', '.join(SIDE_INITS)}"})
     samples_for_fisher: int = field(default=1024, metadata={"help": "LST: training samples of the Fisher pass"})
+    # MTL-LoRA (pet/mtl_lora.py; its rank and alpha are lora_dim and lora_alpha).
+    mtl_b_num: int = field(default=2, metadata={"help": "MTL-LoRA: shared up-projections (--B_num)"})
+    mtl_lambda_num: int = field(default=4, metadata={"help": "MTL-LoRA: task-specific transforms (--lambda_num)"})
+    mtl_temperature: float = field(default=0.8, metadata={"help": "MTL-LoRA: softmax temperature "
+                                                                  "(--mlora_temperature)"})
+    # method "peft": any huggingface/peft tuner on the language model (vlpet.pet.peft_bridge).
+    peft: dict[str, Any] | None = field(default=None, metadata={"help": "the peft config (adapter_config.json)"})
+    unfreeze_bias: bool = field(default=False, metadata={"help": "peft: also train every bias (DoRA's flag)"})
+    unfreeze_layer_norms: bool = field(default=False, metadata={"help": "peft: also train every LayerNorm (DoRA)"})
 
     def __post_init__(self):
         self.gate = self.gate.lower()
@@ -85,12 +94,14 @@ class PETConfig:
             raise ValueError(f"unknown gate {self.gate!r}; choose one of {GATE_KINDS}")
         _positive(self, "adapter_dim", "num_heads", "gate_dim", "vpa_dim", "reduction_factor",
                   "hypercomplex_division", "lora_dim", "prompt_len", "prompt_mid_dim", "side_reduction_factor",
-                  "samples_for_fisher")
+                  "samples_for_fisher", "mtl_b_num", "mtl_lambda_num", "mtl_temperature")
         if self.side_init not in SIDE_INITS:
             raise ValueError(f"unknown LST side init {self.side_init!r}; choose one of {SIDE_INITS}")
         if self.adapter_dim % self.num_heads:
             raise ValueError(f"adapter_dim {self.adapter_dim} must be divisible by num_heads {self.num_heads}")
         self.tasks = tuple(self.tasks)
+        if (self.method == "peft") != (self.peft is not None):
+            raise ValueError("a peft config (--peft_config) goes with method 'peft', and only with it")
         if self.init not in ("auto", "bart", "torch"):
             raise ValueError(f"init must be auto, bart or torch, got {self.init!r}")
 
@@ -105,6 +116,7 @@ class SpeedConfig:
     compile_backend: str = "inductor"
     nan_check_every: int = field(default=1, metadata={"help": "steps between NaN/inf checks of the loss"})
     onednn: bool = field(default=False, metadata={"help": "CPU fp32: nn.Linear forwards through oneDNN"})
+    deterministic: bool = field(default=False, metadata={"help": "deterministic kernels (bit-equal reruns on GPU)"})
 
     def __post_init__(self):
         _positive(self, "nan_check_every")

@@ -44,6 +44,7 @@ from .pet.trainable import count_parameters, percentage_line
 from .tasks import get_task
 from .train.loop import evaluate, train_epoch
 from .train.checkpoint import save_checkpoint
+from .train.device import DeviceLoader
 from .train.optim import HFAdamW, linear_warmup_schedule, param_groups
 from .train.summary import DEMO_BACKBONE, RunSummary, records_status
 
@@ -280,9 +281,14 @@ def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = 
     log(f"run folder: {run_dir}")
     layout = DataLayout(data_root)
     train_sets = build_datasets(layout, tokenizer, "train", tasks)
-    train_loader = MultitaskLoader(build_loaders(train_sets, cfg.batch_size, train=True), cfg.seed)
-    val_loaders = build_loaders(build_datasets(layout, tokenizer, "val", tasks), cfg.batch_size, train=False)
-    test_loaders = build_loaders(build_datasets(layout, tokenizer, "test", tasks), cfg.batch_size, train=False)
+    cpu = torch.device("cpu")  # the loaders hand over float16 features; DeviceLoader widens them for the model
+
+    def eval_loaders(phase: str) -> dict:
+        loaders = build_loaders(build_datasets(layout, tokenizer, phase, tasks), cfg.batch_size, train=False)
+        return {task: DeviceLoader(loader, cpu) for task, loader in loaders.items()}
+
+    train_loader = DeviceLoader(MultitaskLoader(build_loaders(train_sets, cfg.batch_size, train=True), cfg.seed), cpu)
+    val_loaders, test_loaders = eval_loaders("val"), eval_loaders("test")
     if "gqa" in tasks:
         test_loaders["gqa"] = val_loaders["gqa"]  # GQA has no test phase officially: report testdev
     test_loaders = {task: test_loaders[task] for task in tasks}

@@ -15,6 +15,8 @@ COMMANDS = {
     "extract": ("CLIP features of images (RN101 grid) or videos (ViT-B/32)", False),
     "predict": ("predict new inputs with a trained checkpoint", False),
     "report": ("tables over seeds from run folders, plots, the paper's rows", False),
+    "export": ("a checkpoint as a Hub folder: model card, PET-only weights, peft adapter", False),
+    "push": ("export a checkpoint and upload it to a Hugging Face Hub repo", False),
 }
 
 

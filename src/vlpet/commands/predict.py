@@ -10,8 +10,9 @@ from ..predict import IMAGE_TASKS, PredictError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/BEST, RUN/LAST) or a run "
-                                                            "folder (its BEST, else its LAST)")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint folder (RUN/BEST, RUN/LAST), a run "
+                                                            "folder (its BEST, else its LAST), a folder `vlpet export` "
+                                                            "wrote, or its Hub repo id (owner/name)")
     parser.add_argument("--task", required=True, choices=IMAGE_TASKS)
     parser.add_argument("--question", "--statement", dest="question", default=None,
                         help="the VQA/GQA question or the NLVR2 statement")
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..hub_export import resolve
     from ..predict import FeatureSource, Predictor, check_record, checkpoint_folder, read_batch
 
     if args.batch_size <= 0:
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     records = read_batch(Path(args.batch)) if args.batch else [single_record(args)]
     for record in records:
         check_record(record, args.task, args.batch)
-    predictor = Predictor.load(checkpoint_folder(Path(args.checkpoint)), args.backbone, args.tokenizer, args.device)
+    predictor = Predictor.load(checkpoint_folder(resolve(args.checkpoint)), args.backbone, args.tokenizer, args.device)
     if args.onednn:
         from ..config import SpeedConfig
         from ..train.speed import apply_model_options

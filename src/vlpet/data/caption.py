@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ImageTextDataset, check_entries
+from .base import IGNORE_INDEX, EncodedTexts, ImageTextDataset, check_entries
 from .layout import DataError, field, read_json
 
 PROMPT = "caption: "
@@ -24,6 +24,7 @@ class CaptionDataset(ImageTextDataset):
     """
 
     task = "caption"
+    input_max_length = INPUT_MAX_LENGTH
 
     def __init__(self, layout, split: str, tokenizer, prompt: str = PROMPT, target_max_length: int = TARGET_MAX_LENGTH,
                  **kwargs):
@@ -53,14 +54,17 @@ class CaptionDataset(ImageTextDataset):
             return [dict(record, sent=ref) for ref in refs]
         return [record]
 
-    def __getitem__(self, index: int) -> dict:
-        datum = self.data[index]
-        example = {
-            "input_ids": self.encode(self.prompt, INPUT_MAX_LENGTH),
-            "vis_feats": self.image(self.folder, datum["img_id"]),
-            "meta": {"img_ids": datum["img_id"], "targets": datum["targets"]},
-        }
-        if "sent" in datum:
-            example["target_ids"] = self.encode(datum["sent"], self.target_max_length)
-            example["meta"]["sents"] = datum["sent"]
-        return example
+    def input_text(self, datum: dict) -> str:
+        return self.prompt
+
+    def _encode_records(self, records: list[dict]) -> None:
+        sents = [d.get("sent", "") for d in records]
+        self.encoded_targets = EncodedTexts(self.tokenizer, sents, self.target_max_length)
+
+    def _fill(self, rows, records: list[dict], out: dict) -> None:
+        labelled = "sent" in records[0]
+        if labelled:
+            out["target_ids"] = self.encoded_targets.pad(rows, IGNORE_INDEX)
+        out.update(img_ids=[d["img_id"] for d in records], targets=[d["targets"] for d in records])
+        if labelled:
+            out["sents"] = [d["sent"] for d in records]

@@ -6,20 +6,27 @@ so the cache holds at most ``max_open`` handles and closes the least recently us
 
 A folder packed by ``python -m vlpet.prepare.pack`` (``<folder>/packed/{features.npy,ids.json}``) is read from its
 memory-mapped array instead (the same bits); an id missing from its index falls back to the h5 file.
+
+``gather`` reads the images of a whole batch into one tensor: each packed folder's rows in row order (one sorted
+pass over the map, each row copied once, straight into its batch slot), in the stored dtype when every image is
+stored in float16 (the official features; lossless, and half the bytes to move), else float32. The float16 values
+are widened to float32 on the model's device (``device.to_device``), giving the exact values of ``read``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-
-import json
+from typing import Sequence
 
 import h5py
 import numpy as np
+import torch
+from torch.utils.data import get_worker_info
 
-from .layout import DataError
+from .layout import DataError, h5_path
 
 from ..formats import ARRAY, INDEX, N_GRID, PACKED
 
@@ -50,6 +57,11 @@ class FeatureReader:
             self._reset()
         if folder not in self._packed:
             self._packed[folder] = _open_packed(folder)
+            array = None if self._packed[folder] is None else self._packed[folder][0]
+            if array is not None and (array.shape[1] != N_GRID or self.feat_dim not in (None, array.shape[2])):
+                want = f"({N_GRID}, {self.feat_dim or 'feat_dim'})"
+                raise DataError(f"packed features {folder / 'packed'} have rows of shape {array.shape[1:]}, expected "
+                                f"{want}; re-run python -m vlpet.prepare.pack or delete the folder", folder / "packed")
         return self._packed[folder]
 
     def _handle(self, path: Path, img_id: str) -> h5py.File:
@@ -75,9 +87,46 @@ class FeatureReader:
         lists the id, else from the h5 file ``path``."""
         packed = self._packed_rows(path.parent)
         if packed is not None and img_id in packed[1]:
-            feats = np.asarray(packed[0][packed[1][img_id]])
-            self._check_shape(feats, path.parent / "packed", img_id)
-            return feats.astype(np.float32)
+            return np.asarray(packed[0][packed[1][img_id]]).astype(np.float32)
+        return self._read_h5(path, img_id).astype(np.float32)
+
+    def gather(self, images: Sequence[tuple[Path, str]], pin_memory: bool = False) -> torch.Tensor:
+        """Features of the images ``(folder, img_id)`` as one (n, 49, feat_dim) tensor: float16 when every image is
+        stored in float16, else float32 (the values of ``read``). Packed rows are copied folder by folder in row
+        order, each straight into its slot; ids a packed index does not list are read from their h5 files.
+
+        The tensor is allocated in pinned memory with ``pin_memory`` (main process only: the loader pins what
+        workers send) and, inside a DataLoader worker, in shared memory, so that handing it to the main process
+        copies nothing."""
+        packed: dict[Path, tuple[np.ndarray, list[tuple[int, int]]]] = {}
+        loose: list[tuple[int, np.ndarray]] = []
+        indexes = {}
+        for slot, (folder, img_id) in enumerate(images):
+            rows = indexes[folder] if folder in indexes else indexes.setdefault(folder, self._packed_rows(folder))
+            row = None if rows is None else rows[1].get(img_id)
+            if row is None:
+                loose.append((slot, self._read_h5(h5_path(folder, img_id), img_id)))
+            else:
+                packed.setdefault(folder, (rows[0], []))[1].append((row, slot))
+        sources = [array for array, _ in packed.values()] + [feats for _, feats in loose]
+        dims = {array.shape[-1] for array in sources}
+        if len(dims) > 1:
+            where = ", ".join(str(folder) for folder in packed) or str(images[0][0])
+            raise DataError(f"features of one batch have different dimensions {sorted(dims)} ({where}); every "
+                            "feature folder of a task must hold one feature type", images[0][0])
+        dim = dims.pop() if dims else (self.feat_dim or 0)
+        half = all(array.dtype == np.float16 for array in sources)
+        out = _empty((len(images), N_GRID, dim), torch.float16 if half else torch.float32, pin_memory)
+        buffer = out.numpy()
+        for array, rows in packed.values():
+            for row, slot in sorted(rows):
+                buffer[slot] = array[row]
+        for slot, feats in loose:
+            buffer[slot] = feats
+        return out
+
+    def _read_h5(self, path: Path, img_id: str) -> np.ndarray:
+        """The stored (49, feat_dim) features of ``img_id`` in the h5 file ``path``, in the file's dtype."""
         key = f"{img_id}/features"
         try:
             feats = self._handle(path, img_id)[key][...]
@@ -85,7 +134,7 @@ class FeatureReader:
             raise DataError(f"unreadable feature file {path}: no dataset '{key}' for image '{img_id}' ({err})",
                             path) from err
         self._check_shape(feats, path, img_id)
-        return feats.astype(np.float32)
+        return feats
 
     def _check_shape(self, feats: np.ndarray, path: Path, img_id: str) -> None:
         dim_ok = self.feat_dim is None or feats.shape[-1] == self.feat_dim
@@ -108,6 +157,16 @@ class FeatureReader:
         self._reset()
 
 
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, pin_memory: bool) -> torch.Tensor:
+    """An uninitialised CPU tensor: in shared memory inside a DataLoader worker (as torch's default collate
+    allocates its batches there), else pinned when ``pin_memory``."""
+    if get_worker_info() is not None:
+        numel = int(np.prod(shape))
+        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel, device="cpu")
+        return torch.empty(0, dtype=dtype).new(storage).view(shape)
+    return torch.empty(shape, dtype=dtype, pin_memory=pin_memory)
+
+
 def _open_packed(folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
     """Map ``folder/packed/features.npy`` and read its id index; None when ``ids.json`` (written last) is absent."""
     index, array = folder / PACKED / INDEX, folder / PACKED / ARRAY
@@ -122,4 +181,4 @@ def _open_packed(folder: Path) -> tuple[np.ndarray, dict[str, int]] | None:
     if feats.ndim != 3 or feats.shape[0] != len(ids):
         raise DataError(f"packed features {array} have shape {feats.shape} for {len(ids)} ids; re-run "
                         f"python -m vlpet.prepare.pack or delete {folder / 'packed'}", array)
-    return feats, {img_id: row for row, img_id in enumerate(ids)}
+    return np.asarray(feats), {img_id: row for row, img_id in enumerate(ids)}  # a plain view: cheaper rows

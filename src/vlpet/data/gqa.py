@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .base import ImageTextDataset, sample_answer
+from .base import IGNORE_INDEX, ImageTextDataset, pad, sample_answer
 
 PROMPT = "gpa: "
 PROMPT_FIXED = "gqa: "
@@ -19,6 +19,7 @@ class GQADataset(ImageTextDataset):
     """
 
     task = "gqa"
+    input_max_length = INPUT_MAX_LENGTH
 
     def __init__(self, layout, split: str, tokenizer, prompt: str | None = None, fix_prompt_typo: bool = False,
                  **kwargs):
@@ -35,15 +36,16 @@ class GQADataset(ImageTextDataset):
             records += [dict(entry, folder=folder) for entry in entries]
         return records
 
-    def __getitem__(self, index: int) -> dict:
-        datum = self.data[index]
-        example = {
-            "input_ids": self.encode(self.prompt + datum["sent"], INPUT_MAX_LENGTH),
-            "vis_feats": self.image(datum["folder"], datum["img_id"]),
-            "meta": {"question_ids": datum["question_id"], "sents": datum["sent"], "img_ids": datum["img_id"]},
-        }
-        if "label" in datum:
-            answer, _ = sample_answer(datum["label"])
-            example["target_ids"] = self.encode(answer)
-            example["meta"].update(answers=answer, all_answers=list(datum["label"]), labels=datum["label"])
-        return example
+    def _images(self, records: list[dict]):
+        return [(d["folder"], d["img_id"]) for d in records]
+
+    def _fill(self, rows, records: list[dict], out: dict) -> None:
+        labelled = "label" in records[0]
+        if labelled:
+            answers = [sample_answer(d["label"])[0] for d in records]
+            out["target_ids"] = pad([self.answer_ids(answer) for answer in answers], IGNORE_INDEX)
+        out.update(question_ids=[d["question_id"] for d in records], sents=[d["sent"] for d in records],
+                   img_ids=[d["img_id"] for d in records])
+        if labelled:
+            out.update(answers=answers, all_answers=[list(d["label"]) for d in records],
+                       labels=[d["label"] for d in records])

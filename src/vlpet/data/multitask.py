@@ -11,6 +11,12 @@
   with workers, torch reseeds numpy in every worker from the loader's base seed, which changes every epoch and
   depends on the run's seed (unlike torch 1.8, where workers repeated one stream; §9 item 14).
 * Feature files are opened lazily inside each worker and their handles are cached there (see ``features``).
+* Whole batches: each task's ``TaskLoader`` hands a batch's indices to the dataset's ``__getitems__``, which builds
+  the batch at once (one tokenisation per run, one feature read per batch; see ``base``). Features leave the
+  loader in float16 as stored, in pinned memory on CUDA; ``device.to_device`` copies them without blocking and
+  widens them to float32 on the device. Workers are persistent (started once per loader, not once per epoch); the
+  first batch of each worker in every later pass reseeds it as torch seeds a fresh worker (``WorkerSeeds``), so the
+  answer draws with workers are those of fresh workers per epoch.
 * Mid-epoch resume: ``set_epoch(epoch, start=k)`` starts the epoch at its step ``k`` without loading the skipped
   batches (each task's sampler drops the indices those batches held). Every loader has its own ``torch.Generator``,
   reseeded per epoch from the run's seed, so creating loader iterators never draws from the global torch RNG and a
@@ -74,23 +80,80 @@ def train_sampler(dataset) -> DistributedSampler:
     return ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=SAMPLER_SEED)
 
 
-def make_loader(dataset, batch_size: int, train: bool, num_workers: int = 0,
-                persistent_workers: bool = False) -> DataLoader:
-    """DataLoader of one task: shuffled by ``train_sampler`` in training, sequential otherwise; never drops."""
-    loader = DataLoader(
+class SeededIndices(list):
+    """The indices of one batch; ``worker_seed`` (when not None) reseeds the worker that builds it first."""
+
+    def __init__(self, indices, worker_seed: int | None = None):
+        super().__init__(indices)
+        self.worker_seed = worker_seed
+
+
+class WorkerSeeds:
+    """The batch sampler of a loader with persistent workers: its batches, where in every pass after the first the
+    first batch of each worker carries that pass's base seed.
+
+    A fresh iterator (non-persistent workers) draws one base seed from the loader's generator and seeds worker k
+    from it; batch j goes to worker j % num_workers. Persistent workers are seeded by torch for the first pass
+    only, so for each later pass this draws the base seed the same way, at the same point of the generator's
+    stream, and ``ImageTextDataset.__getitems__`` reseeds the worker with it (``base.seed_worker``)."""
+
+    def __init__(self, batches, generator: torch.Generator, num_workers: int):
+        self.batches, self.generator, self.num_workers = batches, generator, num_workers
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        seed = None
+        if self.passes:
+            seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())
+        self.passes += 1
+        for k, indices in enumerate(self.batches):
+            yield SeededIndices(indices, seed if k < self.num_workers else None)
+
+
+def as_built(batch):
+    """The collate function of whole-batch datasets: ``__getitems__`` already returns the batch."""
+    return batch
+
+
+class TaskLoader(DataLoader):
+    """DataLoader of one task's dataset, with persistent workers reseeded per pass (``WorkerSeeds``)."""
+
+    def __init__(self, dataset, **kwargs):
+        self.seeds = None
+        super().__init__(dataset, **kwargs)
+        self.task = dataset.task
+        if self.num_workers > 0:
+            self.seeds = WorkerSeeds(self.batch_sampler, self.generator, self.num_workers)
+
+    @property
+    def _index_sampler(self):
+        return super()._index_sampler if self.seeds is None else self.seeds
+
+
+def make_loader(dataset, batch_size: int, train: bool, num_workers: int = 0) -> DataLoader:
+    """DataLoader of one task: shuffled by ``train_sampler`` in training, sequential otherwise; never drops.
+
+    A dataset with ``__getitems__`` builds each batch whole (in pinned memory on CUDA when built in this process);
+    others (video) are collated by their ``collate``. Workers are persistent."""
+    whole = hasattr(dataset, "__getitems__")
+    pin = torch.cuda.is_available()
+    if whole:
+        dataset.pin_memory = pin
+    return TaskLoader(
         dataset,
         batch_size=batch_size,
         sampler=train_sampler(dataset) if train else None,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=dataset.collate,
-        pin_memory=torch.cuda.is_available(),
+        collate_fn=as_built if whole else dataset.collate,
+        pin_memory=pin,
         drop_last=False,
-        persistent_workers=persistent_workers and num_workers > 0,
+        persistent_workers=num_workers > 0,
         generator=torch.Generator(),  # iterator creation draws its worker base seed here, not from the global RNG
     )
-    loader.task = dataset.task
-    return loader
 
 
 def build_datasets(layout: DataLayout, tokenizer, phase: str, tasks=TASKS, prompts: dict[str, str] | None = None,

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from .base import ImageTextDataset
+from .base import IGNORE_INDEX, ImageTextDataset, pad
 from .layout import DataError
 
 PROMPT = "nlvr: "
@@ -22,6 +21,7 @@ class NLVRDataset(ImageTextDataset):
     """
 
     task = "nlvr"
+    images_per_example = 2
 
     def __init__(self, layout, split: str, tokenizer, prompt: str = PROMPT, **kwargs):
         super().__init__(layout, split, tokenizer, prompt, **kwargs)
@@ -38,21 +38,17 @@ class NLVRDataset(ImageTextDataset):
             records += entries
         return records
 
-    def __getitem__(self, index: int) -> dict:
-        datum = self.data[index]
-        images = [datum["img0"], datum["img1"]]
-        example = {
-            "input_ids": self.encode(self.prompt + datum["sent"]),
-            "vis_feats": np.stack([self.image(self.folder, img_id) for img_id in images]),
-            "meta": {"question_ids": datum["uid"], "uids": datum["uid"], "identifiers": datum["identifier"],
-                     "sents": datum["sent"], "img_ids": images},
-        }
-        if "label" in datum:
-            example["label"] = int(datum["label"])
-            example["target_ids"] = self.encode(ANSWERS[example["label"]])
-            example["meta"]["answers"] = ANSWERS[example["label"]]
-        return example
+    def _images(self, records: list[dict]):
+        return [(self.folder, d[key]) for d in records for key in ("img0", "img1")]
 
-    def _collate_extra(self, batch: list[dict], out: dict) -> None:
-        if "label" in batch[0]:
-            out["labels"] = torch.tensor([ex["label"] for ex in batch], dtype=torch.long)
+    def _fill(self, rows, records: list[dict], out: dict) -> None:
+        labelled = "label" in records[0]
+        if labelled:
+            labels = [int(d["label"]) for d in records]
+            out["target_ids"] = pad([self.answer_ids(ANSWERS[label]) for label in labels], IGNORE_INDEX)
+        uids = [d["uid"] for d in records]
+        out.update(question_ids=uids, uids=list(uids), identifiers=[d["identifier"] for d in records],
+                   sents=[d["sent"] for d in records], img_ids=[[d["img0"], d["img1"]] for d in records])
+        if labelled:
+            out["answers"] = [ANSWERS[label] for label in labels]
+            out["labels"] = torch.tensor(labels, dtype=torch.long)

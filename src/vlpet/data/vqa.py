@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import ImageTextDataset, sample_answer
+from .base import IGNORE_INDEX, ImageTextDataset, pad, sample_answer
 
 PROMPT = "vqa: "
 INPUT_MAX_LENGTH = 20
@@ -22,6 +22,7 @@ class VQADataset(ImageTextDataset):
     """
 
     task = "vqa"
+    input_max_length = INPUT_MAX_LENGTH
 
     def __init__(self, layout, split: str, tokenizer, prompt: str = PROMPT, **kwargs):
         super().__init__(layout, split, tokenizer, prompt, **kwargs)
@@ -34,21 +35,15 @@ class VQADataset(ImageTextDataset):
                                        "VQA question file")
         return records
 
-    def __getitem__(self, index: int) -> dict:
-        datum = self.data[index]
-        example = {
-            "input_ids": self.encode(self.prompt + datum["sent"], INPUT_MAX_LENGTH),
-            "vis_feats": self.image(self.folder, datum["img_id"]),
-            "meta": {"question_ids": datum["question_id"], "sents": datum["sent"], "img_ids": datum["img_id"],
-                     "is_topk_optimal": datum.get("is_topk_optimal")},
-        }
-        if "label" in datum:
-            answer, score = sample_answer(datum["label"])
-            example["target_ids"] = self.encode(answer, TARGET_MAX_LENGTH)
-            example["score"] = score
-            example["meta"].update(answers=answer, all_answers=list(datum["label"]), labels=datum["label"])
-        return example
-
-    def _collate_extra(self, batch: list[dict], out: dict) -> None:
-        if "score" in batch[0]:
-            out["scores"] = torch.tensor([ex["score"] for ex in batch], dtype=torch.float)
+    def _fill(self, rows, records: list[dict], out: dict) -> None:
+        labelled = "label" in records[0]
+        if labelled:
+            drawn = [sample_answer(d["label"]) for d in records]
+            out["target_ids"] = pad([self.answer_ids(answer, TARGET_MAX_LENGTH) for answer, _ in drawn], IGNORE_INDEX)
+        out.update(question_ids=[d["question_id"] for d in records], sents=[d["sent"] for d in records],
+                   img_ids=[d["img_id"] for d in records],
+                   is_topk_optimal=[d.get("is_topk_optimal") for d in records])
+        if labelled:
+            out.update(answers=[answer for answer, _ in drawn], all_answers=[list(d["label"]) for d in records],
+                       labels=[d["label"] for d in records])
+            out["scores"] = torch.tensor([score for _, score in drawn], dtype=torch.float)

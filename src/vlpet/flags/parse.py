@@ -63,10 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--onednn", action="store_true",
                       help="CPU fp32: the model's Linear layers through oneDNN (faster than MKL on many CPUs; "
                            "outputs equal to fp32 rounding, not bit for bit)")
+    ours.add_argument("--deterministic", action="store_true",
+                      help="deterministic kernels: torch.use_deterministic_algorithms, the cuBLAS workspace "
+                           "setting, cuDNN deterministic, math SDPA on CUDA (slower; docs/gpu.md)")
     ours.add_argument("--nan_check_every", type=int, default=1,
                       help="check the loss for NaN/inf every N steps (1: every step, the default)")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ours.add_argument("--ddp_timeout", type=float, default=30.0, metavar="MINUTES",
+                      help="DDP: minutes a process waits for the others in a collective before the run fails "
+                           "(default 30; NCCL's own default is 10)")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
     ours.add_argument("--use_ssf", action="store_true",
                       help="train SSF: scale and shift after every Linear (not in the paper; docs/extending.md)")
@@ -186,6 +192,7 @@ _RULES = {
     "valid_batch_size": (lambda v: v is None or v > 0, "a positive integer"),
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
     "nan_check_every": (lambda v: v >= 1, "1 or more"),
+    "ddp_timeout": (lambda v: v > 0, "a positive number of minutes"),
 }
 
 
@@ -205,8 +212,21 @@ def validate(args: argparse.Namespace) -> None:
         raise ValueError("--epochs 0 only tests weights given with --load (otherwise it would test random "
                          "weights); train for at least one epoch")
     check_save_every(args.save_every_steps, args.nan_check_every)
+    check_peft_path(getattr(args, "peft_config", None))
+    if getattr(args, "deterministic", False) and getattr(args, "compile", False):
+        raise ValueError("--deterministic covers the eager kernels; leave out --compile (inductor's generated "
+                         "kernels are not covered)")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
         raise ValueError(f"--device {args.device}: choose auto, cpu, cuda or cuda:N")
+
+
+def check_peft_path(path: str | None) -> None:
+    """``--peft_config``: a file, or a folder holding ``adapter_config.json`` (its content is checked by peft later)."""
+    from pathlib import Path
+
+    if path is not None and not (Path(path).is_file() or (Path(path) / "adapter_config.json").is_file()):
+        raise ValueError(f"--peft_config {path}: no such file (an adapter_config.json as PeftConfig.save_pretrained "
+                         "writes it, or its folder)")
 
 
 def check_save_every(save_every_steps: int, nan_check_every: int) -> None:

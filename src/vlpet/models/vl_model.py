@@ -22,6 +22,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.bart.modeling_bart import shift_tokens_right
 
 from .beam_cache import can_group, cross_attention_cache, grouped_cross_attention
+from .hf_compat import CACHE_KWARG, CACHE_NAMES
 from .visual import VisualEmbedding, visual_inputs
 
 
@@ -150,9 +151,11 @@ class VLModel(nn.Module):
         if kwargs["num_beams"] == 1:  # early stopping only concerns beam search (and greedy warns about it)
             kwargs.pop("early_stopping", None)
         grouped = nullcontext()
-        if kwargs["num_beams"] > 1 and kwargs.get("use_cache", True) and not {"cache", "past_key_values"} & set(kwargs):
+        if "cache" in kwargs and CACHE_KWARG != "cache":  # a caller's cache under this release's name
+            kwargs[CACHE_KWARG] = kwargs.pop("cache")
+        if kwargs["num_beams"] > 1 and kwargs.get("use_cache", True) and not set(CACHE_NAMES) & set(kwargs):
             group = can_group(self.lm) and not kwargs.get("output_attentions")
-            kwargs["cache"] = cross_attention_cache(self.lm, self.kind, hidden, kwargs["num_beams"], grouped=group)
+            kwargs[CACHE_KWARG] = cross_attention_cache(self.lm, self.kind, hidden, kwargs["num_beams"], grouped=group)
             grouped = grouped_cross_attention(self.lm, self.kind) if group else grouped
         # generate() expands encoder_outputs in place for beams: always hand it a fresh object.
         with grouped:

@@ -15,6 +15,8 @@ from .bitfit import apply_bitfit, apply_full_finetuning
 from .hyperformer import apply_hyperformer
 from .lora import apply_lora
 from .lst import apply_lst
+from .mtl_lora import apply_mtl_lora
+from .peft_bridge import apply_peft
 from .prompt import apply_prompt
 from .ssf import apply_ssf
 from .vl_pet import apply_vlpet
@@ -33,6 +35,10 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "adapter": apply_adapter,
     "prompt_tuning": apply_prompt,
     "lst": apply_lst,
+    # MTL-LoRA (pUmpKin-Co/MTL-LoRA's VL-BART script; peft lacks it)
+    "mtl_lora": apply_mtl_lora,
+    # any huggingface/peft tuner on the language model (--peft_config)
+    "peft": apply_peft,
     # Methods beyond the paper's (docs/extending.md walks through adding one).
     "ssf": apply_ssf,
 }

@@ -21,6 +21,8 @@ from transformers.models.bart.modeling_bart import BartDecoderLayer, BartEncoder
 from transformers.models.mbart.modeling_mbart import MBartDecoderLayer, MBartEncoderLayer
 from transformers.models.t5.modeling_t5 import T5LayerCrossAttention, T5LayerFF, T5LayerSelfAttention
 
+from ..models.hf_compat import cache_kwargs
+
 ENCODER_SITES = ("attn", "ffn")
 DECODER_SITES = ("self", "cross", "ffn")
 
@@ -65,11 +67,12 @@ class PETBartDecoderLayer(BartDecoderLayer):
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
                 cache=None, use_cache=True, **kwargs):
-        x2, _ = self.self_attn(hidden_states, cache=cache, attention_mask=attention_mask, **kwargs)
+        cache = cache_kwargs(cache, kwargs)  # the stock decoder passes past_key_values= before transformers 5.24
+        x2, _ = self.self_attn(hidden_states, attention_mask=attention_mask, **cache, **kwargs)
         h = self._sublayer(self.self_pet, hidden_states, x2, self.self_attn_layer_norm)
         if encoder_hidden_states is not None:
             x2, _ = self.encoder_attn(h, key_value_states=encoder_hidden_states,
-                                      attention_mask=encoder_attention_mask, cache=cache, **kwargs)
+                                      attention_mask=encoder_attention_mask, **cache, **kwargs)
             h = self._sublayer(self.cross_pet, h, x2, self.encoder_attn_layer_norm)
         x2 = F.dropout(self.activation_fn(self.fc1(h)), p=self.activation_dropout, training=self.training)
         return self._sublayer(self.ffn_pet, h, self.fc2(x2), self.final_layer_norm)
@@ -97,12 +100,13 @@ class PETMBartDecoderLayer(MBartDecoderLayer):
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
                 cache=None, use_cache=True, **kwargs):
-        x2, _ = self.self_attn(self.self_attn_layer_norm(hidden_states), cache=cache, attention_mask=attention_mask,
+        cache = cache_kwargs(cache, kwargs)
+        x2, _ = self.self_attn(self.self_attn_layer_norm(hidden_states), attention_mask=attention_mask, **cache,
                                **kwargs)
         h = _pre_ln_residual(self, self.self_pet, hidden_states, x2)
         if encoder_hidden_states is not None:
             x2, _ = self.encoder_attn(self.encoder_attn_layer_norm(h), key_value_states=encoder_hidden_states,
-                                      attention_mask=encoder_attention_mask, cache=cache, **kwargs)
+                                      attention_mask=encoder_attention_mask, **cache, **kwargs)
             h = _pre_ln_residual(self, self.cross_pet, h, x2)
         return _pre_ln_residual(self, self.ffn_pet, h, _pre_ln_ffn(self, h))
 
@@ -124,7 +128,8 @@ class PETT5LayerSelfAttention(T5LayerSelfAttention):
 
     def forward(self, hidden_states, attention_mask=None, position_bias=None, cache=None, **kwargs):
         out, position_bias, weights = self.SelfAttention(
-            self.layer_norm(hidden_states), mask=attention_mask, position_bias=position_bias, cache=cache, **kwargs)
+            self.layer_norm(hidden_states), mask=attention_mask, position_bias=position_bias,
+            **cache_kwargs(cache, kwargs), **kwargs)
         return hidden_states + self.dropout(self.pet(hidden_states, out)), position_bias, weights
 
 
@@ -134,7 +139,7 @@ class PETT5LayerCrossAttention(T5LayerCrossAttention):
     def forward(self, hidden_states, key_value_states, attention_mask=None, position_bias=None, cache=None, **kwargs):
         out, position_bias, weights = self.EncDecAttention(
             self.layer_norm(hidden_states), mask=attention_mask, key_value_states=key_value_states,
-            position_bias=position_bias, cache=cache, **kwargs)
+            position_bias=position_bias, **cache_kwargs(cache, kwargs), **kwargs)
         return hidden_states + self.dropout(self.pet(hidden_states, out)), position_bias, weights
 
 

@@ -27,6 +27,7 @@ from transformers.models.t5.modeling_t5 import (T5Attention, T5Block, T5DenseAct
                                                 T5LayerNorm)
 
 from ..config import PETConfig
+from ..models.hf_compat import CACHE_KWARG
 from ..models.vl_model import VLModel
 from .trainable import freeze_all, unfreeze_visual_embedding
 
@@ -135,7 +136,8 @@ def side_encoder(stack, embeds: torch.Tensor, mask: torch.Tensor, taps: list, te
 
 def side_decoder(stack, embeds: torch.Tensor, taps: list, memory: torch.Tensor, memory_mask: torch.Tensor):
     side = stack.side_first_downsample(stack.dropout(embeds))
-    mask4 = create_causal_mask(config=stack.side_config, inputs_embeds=side, attention_mask=None, cache=None)
+    mask4 = create_causal_mask(config=stack.side_config, inputs_embeds=side, attention_mask=None,
+                               **{CACHE_KWARG: None})
     memory4 = create_bidirectional_mask(config=stack.side_config, inputs_embeds=side, attention_mask=memory_mask,
                                         encoder_hidden_states=memory)
     bias = cross_bias = None
@@ -282,26 +284,42 @@ def fisher_samples(loader, limit: int, pad_id: int):
             n += 1
 
 
-def init_side_network(model, train_loader, run_dir: Path, save: bool = True) -> str | None:
+def _compute_fisher(model, lm, train_loader, device: torch.device) -> dict:
+    samples = ((i.to(device), t.to(device)) for i, t in
+               fisher_samples(train_loader, model.samples_for_fisher, model.config.pad_token_id))
+    return fisher_importance(lm, samples)
+
+
+def init_side_network(model, train_loader, run_dir: Path, save: bool = True, wait=None) -> str | None:
     """LST's fisher-v2 side init at the start of a run. The Fisher is saved in the run folder
-    (``lst_fisher.safetensors``) and read back instead of recomputed (resume). No-op for other methods."""
+    (``lst_fisher.safetensors``) and read back onto the model's device instead of recomputed (resume). No-op for
+    other methods.
+
+    Under DDP pass ``wait`` (a barrier every rank calls once): only the rank with ``save`` (rank 0) computes and
+    saves a missing Fisher; the others wait for it and read the file, so no rank reads it half-written. A rank that
+    finds no file after the wait (no shared disk) computes its own."""
     if getattr(model, "side_init", None) != "fisher-v2":
         return None
     from safetensors.torch import load_file, save_file
 
     path = Path(run_dir) / FISHER_FILE
     lm = stock_backbone(model)
-    if path.is_file():
-        fisher, how = load_file(str(path)), f"read the Fisher importance from {path}"
-    else:
-        device = next(model.parameters()).device
-        samples = ((i.to(device), t.to(device)) for i, t in
-                   fisher_samples(train_loader, model.samples_for_fisher, model.config.pad_token_id))
-        fisher, how = fisher_importance(lm, samples), f"computed the Fisher importance, saved in {path}"
+    device = next(model.parameters()).device
+    fisher, how = None, f"read the Fisher importance from {path}"
+    if not path.is_file() and (save or wait is None):
+        fisher = _compute_fisher(model, lm, train_loader, device)
+        how = f"computed the Fisher importance, saved in {path}"
         if save:
             tmp = path.with_name(path.name + ".tmp")
             save_file({k: v.contiguous().cpu() for k, v in fisher.items()}, str(tmp))
             tmp.replace(path)
+    if wait is not None:
+        wait()
+    if fisher is None:
+        if path.is_file():
+            fisher = load_file(str(path), device=str(device))
+        else:
+            fisher, how = _compute_fisher(model, lm, train_loader, device), "computed the Fisher importance"
     cfg = lm.config
     state = {k: v.detach() for k, v in lm.state_dict().items()}
     pruned = prune_without_residual(state, fisher, model.side_reduction_factor, cfg.num_layers,

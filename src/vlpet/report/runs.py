@@ -18,7 +18,7 @@ from ..train.summary import DEMO_BACKBONE, METRICS, SUMMARY, backbone_label, fin
 
 METHOD_LABELS = {"full_finetuning": "Full Fine-tuning", "bitfit": "BitFit", "single_prompt": "Prompt Tuning",
                  "single_compacter": "Compacter", "hyperformer": "HyperFormer", "single_lora": "LoRA",
-                 "single_adapter": "VL-Adapter", "lst": "LST"}
+                 "single_adapter": "VL-Adapter", "lst": "LST", "mtl_lora": "MTL-LoRA"}
 GATE_NAMES = {"small": "small", "middlex": "middleX", "middley": "middleY", "large": "large"}
 # Keys of the resolved configuration that say where and how a run was kept, not what was trained: runs that differ
 # only in these (and in their seed) are seeds of one configuration.
@@ -51,12 +51,27 @@ class Run:
 
 def method_label(pet: dict) -> str:
     """The paper's name of a PET configuration: VL-PET-large, LoRA, VL-Adapter + G_large + LW (Table 9), ..."""
-    gate = GATE_NAMES.get(str(pet.get("gate", "none")))
     method = str(pet.get("method"))
+    if method == "peft":
+        peft = pet.get("peft")
+        return peft_label(peft if isinstance(peft, dict) else {})
+    gate = GATE_NAMES.get(str(pet.get("gate", "none")))
     if method == "vl-pet":
         return f"VL-PET-{gate}"
     base = METHOD_LABELS.get(method, method)
     return f"{base} + G_{gate} + LW" if gate else base
+
+
+def peft_label(peft: dict) -> str:
+    """A ``--peft_config`` run's method name: DoRA, PiSSA, rsLoRA, LoRA (peft), VeRA, (IA)³, AdaLoRA, ..."""
+    kind = str(peft.get("peft_type", "peft")).upper()
+    if kind == "LORA":
+        if peft.get("use_dora"):
+            return "DoRA"
+        if str(peft.get("init_lora_weights", "")).lower().startswith("pissa"):
+            return "PiSSA"
+        return "rsLoRA" if peft.get("use_rslora") else "LoRA (peft)"
+    return {"VERA": "VeRA", "IA3": "(IA)³", "ADALORA": "AdaLoRA"}.get(kind, kind)
 
 
 def find_runs(roots: list[str]) -> list[Path]:

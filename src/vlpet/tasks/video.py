@@ -29,6 +29,17 @@ class VideoTask(Task):
     def score(self, predictions, loader) -> float:
         return score_video(self.name, predictions, loader.dataset.ground_truth())["score"]
 
+    def submission(self, model, loader, tokenizer, show: bool = False):
+        """The predictions the submission file holds (``write`` writes them)."""
+        raise NotImplementedError
+
+    def write(self, predictions, path: Path) -> Path:
+        """Write ``submission``'s predictions (gathered from every rank under DDP) as the benchmark's file."""
+        return write_value_submission(self.name, predictions, path)
+
+    def write_submission(self, model, loader, tokenizer, path: Path, show: bool = False) -> Path:
+        return self.write(self.submission(model, loader, tokenizer, show), path)
+
     def submission_name(self, suffix: str = "") -> str:
         """The official file name (``tvqa_test_predictions.json``, ...) with ``suffix`` before the extension."""
         stem, ext = SUBMISSION_FILES[self.name].rsplit(".", 1)
@@ -44,8 +55,9 @@ class VideoQATask(VideoTask):
             preds.update(zip(batch["question_ids"], texts))
         return preds
 
-    def write_submission(self, model, loader, tokenizer, path: Path, show: bool = False) -> Path:
-        return write_value_submission(self.name, self.predict(model, loader, tokenizer, show), path)
+    def submission(self, model, loader, tokenizer, show: bool = False) -> dict:
+        """What the submission file holds: {question id: generated text}."""
+        return self.predict(model, loader, tokenizer, show)
 
 
 class VideoCaptionTask(VideoTask):
@@ -54,7 +66,7 @@ class VideoCaptionTask(VideoTask):
     def predict(self, model, loader, tokenizer, show: bool = False) -> list[str]:
         return [text for _, texts in self._generated(model, loader, tokenizer, show) for text in texts]
 
-    def write_submission(self, model, loader, tokenizer, path: Path, show: bool = False) -> Path:
-        records = [record for batch, texts in self._generated(model, loader, tokenizer, show)
-                   for record in caption_predictions(batch, texts)]
-        return write_value_submission(self.name, records, path)
+    def submission(self, model, loader, tokenizer, show: bool = False) -> list[dict]:
+        """What the submission file holds: one record per (clip, description), in dataset order."""
+        return [record for batch, texts in self._generated(model, loader, tokenizer, show)
+                for record in caption_predictions(batch, texts)]

@@ -84,8 +84,8 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 # --------------------------------------------------------------------------------------------------- RNG
 def capture_rng() -> dict[str, Any]:
-    """The python, numpy, torch CPU and (when available) CUDA RNG states, as plain values and tensors
-    (loadable with ``torch.load(weights_only=True)``)."""
+    """The python, numpy, torch CPU and (when available) the current CUDA device's RNG states, as plain values and
+    tensors (loadable with ``torch.load(weights_only=True)``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     rng: dict[str, Any] = {
         "python": random.getstate(),
@@ -93,14 +93,15 @@ def capture_rng() -> dict[str, Any]:
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available():  # this process's device only (under DDP each rank saves its own state)
+        rng["cuda_current"] = torch.cuda.get_rng_state()
     return rng
 
 
 def restore_rng(rng: dict[str, Any]) -> None:
-    """Set the RNG states captured by ``capture_rng`` (missing entries are left alone; CUDA states are set for
-    the devices present in both the checkpoint and this machine)."""
+    """Set the RNG states captured by ``capture_rng`` (missing entries are left alone): the CUDA state on this
+    process's current device (older checkpoints: every device's, for the devices present in both the checkpoint
+    and this machine)."""
     if "python" in rng:
         version, internal, gauss = rng["python"]
         random.setstate((version, tuple(internal), gauss))
@@ -110,7 +111,9 @@ def restore_rng(rng: dict[str, Any]) -> None:
         np.random.set_state((s["kind"], keys.astype(np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"]))
     if "torch" in rng:
         torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") and torch.cuda.is_available():
+    if rng.get("cuda_current") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda_current"])
+    elif rng.get("cuda") and torch.cuda.is_available():
         states = list(rng["cuda"])[: torch.cuda.device_count()]
         for i, st in enumerate(states):
             torch.cuda.set_rng_state(st, i)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..data.device import to_device
+
 
 class DeviceLoader:
     """Moves every tensor of a batch to ``device``; keeps ``len`` and ``set_epoch``."""
@@ -28,5 +30,4 @@ class DeviceLoader:
 
     def __iter__(self):
         for batch in self.loader:
-            # the loaders pin host memory on CUDA, so these copies overlap with the work already queued
-            yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            yield to_device(batch, self.device)  # non-blocking from pinned memory; float16 features widened there

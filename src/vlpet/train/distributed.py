@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -29,8 +30,9 @@ class Dist:
         return self.world_size > 1
 
 
-def init_distributed(device: str = "auto") -> Dist:
-    """Initialise the process group when launched by torchrun with more than one process."""
+def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Dist:
+    """Initialise the process group when launched by torchrun with more than one process; a collective that waits
+    longer than ``timeout_minutes`` (``--ddp_timeout``) fails the run instead of hanging."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
@@ -38,7 +40,7 @@ def init_distributed(device: str = "auto") -> Dist:
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timedelta(minutes=timeout_minutes))
     return Dist(rank, local, world, dev)
 
 

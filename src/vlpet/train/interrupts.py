@@ -6,6 +6,10 @@ background job of a non-interactive shell starts with SIGINT ignored): each rais
 ``KeyboardInterrupt`` carrying the signal, so the trainer saves the position of the last completed step and exits
 with ``EXIT_CODES[signal]`` (128 + the signal number: 130, 143, 138). ``defer_signals`` holds them back inside a
 block (an optimizer update, a checkpoint save) and delivers the first one at its end.
+
+Only the first stop signal counts: once it has been raised, later ones (a second SIGTERM from a scheduler, an
+impatient Ctrl-C) are absorbed while the trainer saves, prints its message and exits with the first signal's code;
+``python -m vlpet`` keeps absorbing them through the interpreter's shutdown (``absorb_stop_signals``).
 """
 
 from __future__ import annotations
@@ -31,8 +35,25 @@ class Interrupted(KeyboardInterrupt):
         return EXIT_CODES.get(self.signum, 130)
 
 
+def _absorb(signum, frame):
+    """A stop signal after the first: the stop sequence is already under way."""
+
+
 def _raise(signum, frame):
+    if _main_thread():
+        absorb_stop_signals(_absorb)  # the first signal decides; the stop sequence must not be cut short
     raise Interrupted(signum)
+
+
+def absorb_stop_signals(handler=signal.SIG_IGN) -> None:
+    """From now on the stop signals are absorbed (main thread only; ``stop_signals`` restores its predecessors)."""
+    if not _main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        try:
+            signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
 
 
 def _main_thread() -> bool:

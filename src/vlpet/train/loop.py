@@ -2,7 +2,7 @@
 
 * ``train_epoch``: one pass over a ``MultitaskLoader``; each single-task batch's loss is its task's official loss
   (``vlpet.tasks``), backward, ``clip_grad_norm_``, optimizer step, scheduler step, grads set to None. A NaN/inf loss
-  stops the run with an error naming the step and the task.
+  stops the run with an error naming the step and the task (under DDP every rank stops at the same check).
 * ``evaluate``: per-task scores on the paper's scale: each task predicts its loader and scores the predictions.
 * ``BestTracker``: the official per-task best values (and the video 4-task average that picks ``BEST``).
 
@@ -15,6 +15,7 @@ import math
 import time
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..metrics.video import selection_score
@@ -36,9 +37,36 @@ def _task(tasks: dict[str, Task] | None, name: str) -> Task:
     return tasks[name] if tasks and name in tasks else get_task(name)
 
 
+class EpochLosses:
+    """The training losses of one epoch, per task, on the device; ``carry`` continues the sums and counts of a
+    resumed epoch's earlier steps (saved in the step checkpoint), so the epoch's record covers all of its steps."""
+
+    def __init__(self, carry: dict | None = None):
+        self.carry = {task: (float(total), int(count)) for task, (total, count) in (carry or {}).items()}
+        self.items: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, task: str, loss: torch.Tensor) -> None:
+        self.items.setdefault(task, []).append(loss.detach())
+
+    def totals(self) -> dict[str, list]:
+        """``{task: [sum, count]}`` so far (one host sync per task)."""
+        out = {task: [total, count] for task, (total, count) in self.carry.items()}
+        for task, values in self.items.items():
+            total, count = out.get(task, [0.0, 0])
+            out[task] = [total + sum(torch.stack(values).tolist()), count + len(values)]
+        return out
+
+    def record(self) -> dict[str, float]:
+        """``{"loss_<task>": mean, ..., "loss": mean over every step}``."""
+        totals = self.totals()
+        out = {f"loss_{task}": total / count for task, (total, count) in totals.items() if count}
+        out["loss"] = sum(t for t, _ in totals.values()) / max(1, sum(c for _, c in totals.values()))
+        return out
+
+
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
                 show: bool = True, on_step=None, tasks: dict[str, Task] | None = None,
-                nan_check_every: int = 1) -> dict:
+                nan_check_every: int = 1, hooks=None, losses: EpochLosses | None = None) -> dict:
     """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
     ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``.
 
@@ -49,17 +77,22 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     Host syncs: the losses stay on the device; they are checked for NaN/inf (and shown on the progress bar) when
     the global step count reaches a multiple of ``nan_check_every``, before that step's update, and at the epoch's
     end. With 1 (the default) every loss is checked before its own update; with N > 1 the run stops within N
-    steps of the first non-finite loss, naming that step, and a GPU is not stalled every step."""
+    steps of the first non-finite loss, naming that step, and a GPU is not stalled every step.
+
+    ``hooks`` (a peft tuner's, ``pet.peft_bridge.TunerHooks``; AdaLoRA only): ``hooks.loss(loss)`` adds the tuner's
+    regulariser, ``hooks.after_step(step)`` runs after the optimizer step, while the gradients are still there."""
     model.train()
     done = getattr(loader, "start", 0)
     params = [p for p in model.parameters() if p.requires_grad]
-    losses: dict[str, list[torch.Tensor]] = {}
+    losses = EpochLosses() if losses is None else losses
     pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet checked
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not show, leave=False, dynamic_ncols=True)  # from 1
     for batch in bar:
         task = _task(tasks, batch["task"])
         loss = task.loss(model, batch)
-        losses.setdefault(batch["task"], []).append(loss.detach())
+        if hooks is not None:
+            loss = hooks.loss(loss)
+        losses.add(batch["task"], loss)
         pending.append((step, batch["task"], loss.detach()))
         if (step + 1) % nan_check_every == 0:
             _check_finite(pending, epoch, bar)
@@ -68,6 +101,8 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
+            if hooks is not None:
+                hooks.after_step(step)
             if scheduler is not None:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -76,9 +111,7 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
             if on_step is not None:  # inside: a Ctrl-C never separates an update from its bookkeeping
                 on_step(done, step)
     _check_finite(pending, epoch, bar)
-    values = {task: torch.stack(v).tolist() for task, v in losses.items()}  # one host sync per task
-    out = {f"loss_{task}": sum(v) / len(v) for task, v in values.items()}
-    out["loss"] = sum(sum(v) for v in values.values()) / max(1, sum(len(v) for v in values.values()))
+    out = losses.record()
     out["step"] = step
     return out
 
@@ -88,22 +121,40 @@ def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar)
     if not pending:
         return
     values = torch.stack([loss for _, _, loss in pending]).tolist()
-    for (step, task, _), value in zip(pending, values):
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"loss is {value} at step {step} (epoch {epoch + 1}), task {task}")
+    bad = next((f"loss is {value} at step {step} (epoch {epoch + 1}), task {task}"
+                for (step, task, _), value in zip(pending, values) if not math.isfinite(value)), None)
+    if _agreed(bad is not None, pending[-1][2].device) and bad is None:
+        bad = f"the loss became non-finite in another DDP process by step {pending[-1][0]} (epoch {epoch + 1})"
+    if bad is not None:
+        raise NonFiniteLossError(bad)
     bar.set_postfix(task=pending[-1][1], loss=f"{values[-1]:.3f}")
     pending.clear()
 
 
+def _agreed(flag: bool, device: torch.device) -> bool:
+    """Under DDP: whether ``flag`` holds on any rank (every rank calls this at the same steps, so all of them stop
+    together instead of leaving the others waiting in the gradient all-reduce); else ``flag``."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def evaluate(model, loaders: dict, tokenizer, show: bool = False, timings: dict | None = None,
-             tasks: dict[str, Task] | None = None) -> dict[str, float]:
+             tasks: dict[str, Task] | None = None, gather=None) -> dict[str, float]:
     """``{task: score}`` for every loader (one per task); ``tasks`` as in ``train_epoch``; ``timings`` (if given)
-    receives seconds per task."""
+    receives seconds per task. ``gather`` (DDP, ``shard.gather``): each rank's loaders hold its share of a split;
+    ``gather(predictions)`` returns them all on rank 0, which scores them, and None elsewhere ({} is returned)."""
     scores = {}
     for name, loader in loaders.items():
         start = time.perf_counter()
         task = _task(tasks, name)
-        scores[name] = task.score(task.predict(model, loader, tokenizer, show), loader)
+        predictions = task.predict(model, loader, tokenizer, show)
+        if gather is not None:
+            predictions = gather(predictions)
+        if predictions is not None:
+            scores[name] = task.score(predictions, loader)
         if timings is not None:
             timings[name] = round(time.perf_counter() - start, 2)
     return scores

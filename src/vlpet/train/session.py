@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from ..pet.official import CheckpointError
+from ..pet.peft_bridge import tuner_hooks
 from . import speed
 from .checkpoint import load_checkpoint
 from .device import DeviceLoader
 from .distributed import Dist, barrier
 from .interrupts import defer_signals
-from .loop import BestTracker, evaluate, tasks_for, train_epoch
+from .loop import BestTracker, EpochLosses, evaluate, tasks_for, train_epoch
 from .optim import HFAdamW, linear_warmup_schedule, param_groups
 from .resume import resume_state
 from .runlog import RunLog
-from .saver import StepSaver
+from .saver import StepSaver, restore_rank_rng
+from .shard import gather
 from .video import BEST, BEST_SUFFIX
 
 
@@ -39,12 +42,13 @@ class Run:
         speed.apply_backends(self.speed)
         speed.apply_model_options(model, self.speed, d.device)
         self.tracker = BestTracker(args.tasks)
+        self.hooks = tuner_hooks(model)  # a peft tuner's loop hooks (AdaLoRA's rank schedule), else None
         self.saver = StepSaver(run_dir, model, config, self.optimizer, self.scheduler, self.tracker,
-                               args.save_every_steps, d.main)
+                               args.save_every_steps, d.main, d.rank, self.hooks)
 
     def fit(self) -> None:
         args, d = self.args, self.d
-        start, first, step, pending = 0, 0, 0, None
+        start, first, step, pending, self.carry = 0, 0, 0, None, None
         if args.resume:
             start, first, step, pending = self._resume()
         net = _wrap(speed.compile_model(self.model, self.speed, d.device), d, self.config["pet"]["method"])
@@ -54,17 +58,21 @@ class Run:
                 out = dict(pending)
             else:
                 self.train_loader.set_epoch(epoch, first if epoch == start else 0)
-                self.saver.begin_epoch(epoch, self.train_loader.start, steps_per_epoch, step)
+                losses = EpochLosses(self.carry if epoch == start else None)  # a resumed epoch's earlier steps
+                self.saver.begin_epoch(epoch, self.train_loader.start, steps_per_epoch, step, losses)
                 with self.autocast:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
-                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every)
+                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every,
+                                      hooks=self.hooks, losses=losses)
                 step = out.pop("step")
             self.saver.end_training(out)
+            if pending is None or epoch != start:  # a resumed trained epoch is already saved so
+                self.saver.save_trained()
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}
-            if d.main:
-                record["val"] = _evaluate(self.tasks, self.model, self.loaders["val"], self.tokenizer, d,
-                                          self.autocast)
+            val = _evaluate(self.tasks, self.model, self.loaders["val"], self.tokenizer, d, self.autocast)
+            if d.main:  # every rank predicted its share of the splits; rank 0 has scored them all
+                record["val"] = val
                 improved = self.tracker.update(epoch, record["val"])
                 record["best"] = dict(self.tracker.best)
                 with defer_signals():  # the epoch's record and its checkpoint together, or neither
@@ -75,11 +83,12 @@ class Run:
                                            for t, s in self.tracker.best.items()))
                     self.log.metrics(record, step)
                     self.saver.save_epoch(improved)
+            else:
+                self.saver.save_epoch(False)  # this rank's RNG states beside rank 0's checkpoint
             barrier(d)
         self.saver.phase = "test"
-        if d.main:
-            _test(args, self.tasks, self.model, self.loaders["test"], self.tokenizer, self.run_dir, d,
-                  self.autocast, self.log, self.tracker, step)
+        _test(args, self.tasks, self.model, self.loaders["test"], self.tokenizer, self.run_dir, d, self.autocast,
+              self.log, self.tracker, step)
 
     def _resume(self):
         """Load the newest usable checkpoint: (first epoch, its first step, global step, the epoch's train record
@@ -88,25 +97,32 @@ class Run:
         if state is None:
             self.log.line(f"--resume: no checkpoint in {self.run_dir} yet; starting from the beginning")
             return 0, 0, 0, None
+        if not self.d.main and (warning := restore_rank_rng(self.run_dir, self.d.rank, state, self.args.seed)):
+            print(warning, file=sys.stderr)
         total = self.train_loader.steps_per_epoch
         epoch, done = state["epoch"], state.get("epoch_step", total)
         if done > total:
             raise CheckpointError(f"{path} was saved at step {done} of epoch {epoch + 1}, but an epoch now has "
                                   f"{total} steps: resume with the data and --batch_size of the run")
         self.tracker.restore(state.get("tracker"))
+        if self.hooks is not None:
+            self.hooks.restore(state.get("tuner"))
         self.log.line(f"resumed from {path} (epoch {epoch + 1}, step {done}/{total} of it, global step "
                       f"{state['step']})")
         if state.get("phase") == "validate":
             self.saver.begin_epoch(epoch, done, total, state["step"])
             return epoch, done, state["step"], state.get("train", {})
         start, first = (epoch, done) if done < total else (epoch + 1, 0)
+        if done < total:
+            self.carry = state.get("losses")  # the epoch's losses before the checkpoint (older checkpoints: none)
         return start, first, state["step"], None
 
 def _test(args, tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, d: Dist, autocast, log: RunLog,
           tracker: BestTracker, step: int) -> None:
     """The test phase on the last weights: labelled splits are scored; unlabelled ones (video) write their
     submission files, then again from the BEST weights when a BEST checkpoint was saved (the official video trainer).
-    Prints the final JSON line."""
+    Every rank predicts its share of the splits; rank 0 scores them, writes the files and prints the final JSON
+    line."""
     scored = {t: loader for t, loader in loaders.items() if tasks[t].labelled_test}
     unlabelled = {t: DeviceLoader(loader, d.device) for t, loader in loaders.items() if not tasks[t].labelled_test}
     test = _evaluate(tasks, model, scored, tokenizer, d, autocast) if scored else {}
@@ -114,10 +130,12 @@ def _test(args, tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, d: 
     if unlabelled:
         model.eval()
         with autocast:
-            files["LAST"] = _submissions(tasks, model, unlabelled, tokenizer, run_dir)
+            files["LAST"] = _submissions(tasks, model, unlabelled, tokenizer, run_dir, d)
             if (run_dir / BEST).is_dir():
                 load_checkpoint(run_dir / BEST, model)
-                files[BEST] = _submissions(tasks, model, unlabelled, tokenizer, run_dir, BEST_SUFFIX)
+                files[BEST] = _submissions(tasks, model, unlabelled, tokenizer, run_dir, d, BEST_SUFFIX)
+    if not d.main:
+        return
     log.metrics({"test": test, "test_predictions": files, "epoch": args.epochs - 1}, step)
     if test:
         log.line("test (last epoch): " + " ".join(f"{t} {s:.2f}" for t, s in test.items()))
@@ -127,9 +145,15 @@ def _test(args, tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, d: 
                       "best_epoch": tracker.best_epoch, "test_predictions": files}))
 
 
-def _submissions(tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, suffix: str = "") -> dict[str, str]:
-    return {t: str(tasks[t].write_submission(model, loader, tokenizer, run_dir / tasks[t].submission_name(suffix)))
-            for t, loader in loaders.items()}
+def _submissions(tasks: dict, model, loaders: dict, tokenizer, run_dir: Path, d: Dist,
+                 suffix: str = "") -> dict[str, str]:
+    """Each rank predicts its share; rank 0 writes the files ({} on the other ranks)."""
+    files = {}
+    for t, loader in loaders.items():
+        predictions = gather(tasks[t].submission(model, loader, tokenizer), d.rank, d.world_size)
+        if predictions is not None:
+            files[t] = str(tasks[t].write(predictions, run_dir / tasks[t].submission_name(suffix)))
+    return files
 
 
 def _wrap(model, d: Dist, method: str):
@@ -146,4 +170,4 @@ def _evaluate(tasks: dict, model, loaders: dict, tokenizer, d: Dist, autocast) -
     model.eval()
     with autocast:
         return evaluate(model, {t: DeviceLoader(loader, d.device) for t, loader in loaders.items()}, tokenizer,
-                        tasks=tasks)
+                        tasks=tasks, gather=lambda predictions: gather(predictions, d.rank, d.world_size))

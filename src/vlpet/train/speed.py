@@ -12,6 +12,11 @@ and the compiled model. fp32 eager with a NaN check every step is the faithful d
 * ``--nan_check_every N``: check the loss for NaN/inf (one host sync) every N steps instead of every step
   (``train_epoch``); ``--save_every_steps`` must then be a multiple of N, so that a checkpoint never holds weights
   updated from an unchecked loss.
+* ``--deterministic``: the same run gives the same bits on the same machine (``deterministic_mode``):
+  ``torch.use_deterministic_algorithms(True)``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (set before CUDA starts),
+  ``cudnn.deterministic`` without benchmark autotuning, and on CUDA the math SDPA kernel only (the flash and
+  memory-efficient kernels' backward accumulate with atomics). Slower on GPU; an op with no deterministic CUDA kernel
+  stops the run at its first step with torch's error naming it. Not with ``--compile``.
 * Pinned host memory with non-blocking copies is automatic on CUDA (the loaders pin, ``DeviceLoader`` copies
   non-blocking).
 """
@@ -19,6 +24,7 @@ and the compiled model. fp32 eager with a NaN check every step is the faithful d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -38,7 +44,8 @@ def _stderr(text: str) -> None:
 def speed_config_from_args(args: argparse.Namespace) -> SpeedConfig:
     """``SpeedConfig`` from the parsed flags; a ``--save_every_steps`` that is not a multiple of N is an error."""
     cfg = SpeedConfig(bf16=args.bf16, tf32=args.tf32, compile=args.compile, compile_backend=args.compile_backend,
-                      nan_check_every=args.nan_check_every, onednn=getattr(args, "onednn", False))
+                      nan_check_every=args.nan_check_every, onednn=getattr(args, "onednn", False),
+                      deterministic=getattr(args, "deterministic", False))
     check_save_every(getattr(args, "save_every_steps", 0), cfg.nan_check_every)
     return cfg
 
@@ -48,6 +55,41 @@ def apply_backends(cfg: SpeedConfig) -> None:
     if cfg.tf32:
         torch.backends.cuda.matmul.fp32_precision = "tf32"
         torch.backends.cudnn.conv.fp32_precision = "tf32"
+
+
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's documented settings for reproducible results: ":4096:8" or ":16:8"
+_SDP = ("flash", "mem_efficient", "math", "cudnn")
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool):
+    """``--deterministic`` for the block, everything restored on exit (the trainer wraps a whole run in it, before
+    CUDA is initialised, so cuBLAS reads the workspace setting when it creates its handle)."""
+    if not enabled:
+        yield
+        return
+    backends = torch.backends
+    saved_env = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             backends.cudnn.deterministic, backends.cudnn.benchmark,
+             {k: getattr(backends.cuda, f"{k}_sdp_enabled")() for k in _SDP})
+    if saved_env not in (":4096:8", ":16:8"):
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    torch.use_deterministic_algorithms(True)
+    backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+    for kind in _SDP:  # SDPA on CUDA: the math kernel (its backward is plain matmuls); no effect on CPU
+        getattr(backends.cuda, f"enable_{kind}_sdp")(kind == "math")
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved_env
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        backends.cudnn.deterministic, backends.cudnn.benchmark = saved[2], saved[3]
+        for kind, on in saved[4].items():
+            getattr(backends.cuda, f"enable_{kind}_sdp")(on)
 
 
 def apply_model_options(model: torch.nn.Module, cfg: SpeedConfig, device: torch.device, warn=None) -> torch.nn.Module:
