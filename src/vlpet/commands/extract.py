@@ -1,12 +1,12 @@
 """``python -m vlpet extract``: CLIP features of an image or video folder, in the layout the loaders read.
 
-Images (CLIP RN101 ``layer4`` grid, spec §3)::
+Images (CLIP RN101 ``layer4`` grid; docs/data.md)::
 
     python -m vlpet extract --images DIR --out FEAT_DIR --model RN101 (--weights FILE | --pretrained)
         [--device auto] [--batch-size 32] [--workers 2] [--shard K/N]
 
 writes ``FEAT_DIR/<img_id>.h5`` (``<img_id>/features`` (49, 2048) float16) for every image below DIR (recursive;
-``img_id`` = the file name up to its first dot). Videos (CLIP ViT-B/32 frames every 1.5 s, spec §4.2)::
+``img_id`` = the file name up to its first dot). Videos (CLIP ViT-B/32 frames every 1.5 s; docs/video.md)::
 
     python -m vlpet extract --video --videos DIR --out DIR [--model openai/clip-vit-base-patch32] [...]
 

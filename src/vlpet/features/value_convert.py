@@ -1,4 +1,4 @@
-"""The public TVQA / TVC annotations and TV subtitles -> the VALUE annotation layout the video loaders read (spec §4).
+"""The public TVQA / TVC annotations and TV subtitles -> the VALUE layout the video loaders read (docs/video.md).
 
     python -m vlpet.features.value_convert --raw RAW --out ROOT [--tasks tvqa,tvc] [--tvc-test-from-public]
 

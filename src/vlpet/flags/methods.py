@@ -166,6 +166,12 @@ PUBLISHED_FLAGS: dict[tuple[str, str, str], tuple[str, str]] = {
         "--num_beams 5 --batch_size 500 --valid_batch_size 500 --tasks vqa,gqa,nlvr,caption --feature RN101 "
         "--n_boxes 36 --downsample --image_size (224,224) --use_tasks_prompts --encoder_prompt_len 40 --mid_dim 800 "
         "--use_single_prompt"),
+    # Not published: SSF, the worked example of docs/extending.md.
+    ("image", "bart", "ssf"): (
+        "scripts/image-text/ssf.sh",
+        "--optim adamw --warmup_ratio 0.1 --clip_grad_norm 5 --lr 1e-3 --epochs 20 --backbone facebook/bart-base "
+        "--num_beams 5 --batch_size 500 --valid_batch_size 500 --tasks vqa,gqa,nlvr,caption --feature RN101 "
+        "--n_boxes 36 --downsample --image_size (224,224) --use_tasks_prompts --use_ssf"),
     ("video", "bart", "vl-pet-large"): (
         "scripts/video-text/VL-PET-large.sh",
         "--optim adamw --warmup_ratio 0.1 --clip_grad_norm 5 --lr 7e-4 --epochs 20 --backbone facebook/bart-base "

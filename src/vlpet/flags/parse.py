@@ -74,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="DDP: minutes a process waits for the others in a collective before the run fails "
                            "(default 30; NCCL's own default is 10)")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
+    ours.add_argument("--use_ssf", action="store_true",
+                      help="train SSF: scale and shift after every Linear (not in the paper; docs/extending.md)")
     ours.add_argument("--fix_gqa_prompt", action="store_true", help='use "gqa: " instead of the official "gpa: "')
 
 

@@ -37,7 +37,7 @@ NON_DEFAULT_UNSUPPORTED = {"gradient_accumulation_steps": 1, "optim": "adamw", "
                            "testing": False, "encoder_side_layers": None, "decoder_side_layers": None}
 VLPET_METHODS = ("vl-pet-small", "vl-pet-middlex", "vl-pet-middley", "vl-pet-large")
 BASELINES = ("full_finetuning", "bitfit", "single_adapter", "single_compacter", "single_lora", "single_prompt",
-             "hyperformer")
+             "hyperformer", "ssf")
 # The Ladder-Side-Tuning repository's VL-T5 script names (T5 only; full_finetuning and bitfit are shared names
 # whose T5 preset is that repository's configuration, spec t5-baselines-lst.md §3).
 LST_METHODS = ("lora", "adapter", "prompt_tuning", "lst")
@@ -198,6 +198,7 @@ def _chosen(args: argparse.Namespace) -> list[str]:
         ("single_compacter", args.use_compacter), ("vl-pet", args.use_encoder_adapter_down_multihead),
         ("hyperformer", args.use_hyperformer), ("lst", args.use_side_transformers),
         ("mtl_lora", getattr(args, "use_mlora", False)),
+        ("ssf", getattr(args, "use_ssf", False)),
     ) if on]
 
 

@@ -18,6 +18,7 @@ from .lst import apply_lst
 from .mtl_lora import apply_mtl_lora
 from .peft_bridge import apply_peft
 from .prompt import apply_prompt
+from .ssf import apply_ssf
 from .vl_pet import apply_vlpet
 
 METHODS: dict[str, Callable[..., list[str]]] = {
@@ -38,6 +39,8 @@ METHODS: dict[str, Callable[..., list[str]]] = {
     "mtl_lora": apply_mtl_lora,
     # any huggingface/peft tuner on the language model (--peft_config)
     "peft": apply_peft,
+    # Methods beyond the paper's (docs/extending.md walks through adding one).
+    "ssf": apply_ssf,
 }
 
 

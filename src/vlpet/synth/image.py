@@ -1,4 +1,4 @@
-"""Synthetic image-text data in the exact on-disk layout of the real data (pipeline spec §1), for tests and the demo.
+"""Synthetic image-text data in the exact on-disk layout of the real data (docs/data.md), for tests and the demo.
 
 Every image is a scene of one or two coloured shapes (4 colours x 4 shapes) placed in separated cells of the 7x7 grid.
 Each colour and each shape is a fixed sparse non-negative pattern over the feature channels; an object adds its
