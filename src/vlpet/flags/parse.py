@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "outputs equal to fp32 rounding, not bit for bit)")
     ours.add_argument("--nan_check_every", type=int, default=1,
                       help="check the loss for NaN/inf every N steps (1: every step, the default)")
+    # memory options (docs/memory.md): the same update with less GPU memory
+    ours.add_argument("--micro_batch_size", type=int, default=0,
+                      help="run each published batch in chunks of at most M examples, accumulate and step once "
+                           "(the same update; 0: whole batches)")
+    ours.add_argument("--gradient_checkpointing", action="store_true",
+                      help="recompute every transformer layer in the backward instead of keeping its activations")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ours.add_argument("--no_progress", action="store_true", help="hide the tqdm progress bars")
@@ -122,6 +128,7 @@ _RULES = {
     "valid_batch_size": (lambda v: v is None or v > 0, "a positive integer"),
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
     "nan_check_every": (lambda v: v >= 1, "1 or more"),
+    "micro_batch_size": (lambda v: v >= 0, "0 (whole batches) or a positive number of examples"),
 }
 
 

@@ -29,4 +29,7 @@ class DeviceLoader:
     def __iter__(self):
         for batch in self.loader:
             # the loaders pin host memory on CUDA, so these copies overlap with the work already queued
-            yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            out = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if torch.is_tensor(batch.get("target_ids")):  # the host copy: the loss finds its targets without a sync
+                out["target_ids_host"] = batch["target_ids"]
+            yield out

@@ -58,7 +58,8 @@ class Run:
                 with self.autocast:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
-                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every)
+                                      tasks=self.tasks, nan_check_every=self.speed.nan_check_every,
+                                      micro_batch_size=self.speed.micro_batch_size)
                 step = out.pop("step")
             self.saver.end_training(out)
             record = {"epoch": epoch, "step": step, "lr": self.scheduler.get_last_lr()[0], "train": out}
