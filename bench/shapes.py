@@ -8,7 +8,8 @@
 * Visual tokens: a 7×7 grid pooled to 36 per image; NLVR2 has two images (72 tokens).
 * Targets: VQA/GQA answers 2-5 tokens with EOS, NLVR2 "true"/"false" + EOS (2), captions 9-40 tokens (mean ≈ 14,
   as COCO's ≈ 11 words; one example of every batch at the 40-token cap, so the batch is padded to 40 as in training).
-The lengths are drawn from a seeded generator (uniform in the ranges, the caption lengths geometric above 9).
+The lengths are drawn from a seeded generator (uniform in the ranges, the caption lengths geometric above 9), the
+first example of a batch at the cap (so a small measured batch is padded as a published one).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ def task_batch(kind: str, task: str, batch_size: int | None = None) -> int:
 
 
 def _lengths(g: torch.Generator, size: int, low: int, high: int, geometric: bool = False) -> torch.Tensor:
-    if geometric:  # mean ≈ low + 5, capped; the first example at the cap
-        extra = torch.empty(size).exponential_(1 / 5.0, generator=g).long()
-        out = (low + extra).clamp(max=high)
-        out[0] = high
-        return out
-    return torch.randint(low, high + 1, (size,), generator=g)
+    """Lengths in [low, high]; the first example at the cap, so that a batch of any size is padded as a
+    published-size batch is (one of 500 questions reaches 20 tokens, one of 416 captions 40)."""
+    if geometric:  # mean ≈ low + 5
+        out = (low + torch.empty(size).exponential_(1 / 5.0, generator=g).long()).clamp(max=high)
+    else:
+        out = torch.randint(low, high + 1, (size,), generator=g)
+    out[0] = high
+    return out
 
 
 def make_task_batch(model, task: str, size: int, device: torch.device, seed: int = 0, feat_dim: int = 2048) -> dict:
