@@ -25,7 +25,8 @@ On CPU (no allocator statistics) it is an estimate from accounting, in MiB:
 
 ``--table`` evaluates, per backbone at its published batch, the tasks' per-task batches (BART 500 / 833 / 166 / 416,
 T5 300 / 500 / 100 / 250), the options in the order of their cost (fp32; bf16; bf16 with micro-batches of
-416 / 250 / 128 / 64 / 32; the same with gradient checkpointing) and prints the first that fits each GPU size.
+416 / 250 / 128 / 64 / 32; the same with gradient checkpointing) and prints, per GPU size, the first under which
+every task fits (the flags are the run's, for all tasks): one line per task, then one for the run.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def fit(points: dict[int, dict]) -> dict:
     return out
 
 
-def estimate(model_static: int, fitted: dict, batch: int, micro: int, checkpointing: bool, vocab: int) -> dict:
+def estimate(model_static: int, fitted: dict, vocab: int, batch: int, micro: int, checkpointing: bool) -> dict:
     """The CPU estimate (MiB) of a configuration from the fitted accounting."""
     chunk = min(batch, micro) if micro else batch
 
@@ -166,30 +167,33 @@ def measure_cuda(args, device: torch.device) -> dict:
 
 
 def table(args, device: torch.device) -> None:
+    """Per GPU size, the first option (in the order of their cost) under which every task's step fits; one line per
+    task with its estimate under that option, then one line for the run."""
     kind = resolve_preset(args.backbone).kind
-    for task in TASKS:
-        batch = task_batch(kind, task)
-        cache = {bf16: measure_cpu(args, task, bf16, device) for bf16 in (False, True)}
-        options = [(False, 0, False), (True, 0, False)] + [(True, m, False) for m in MICRO if m < batch] + \
-                  [(True, m, True) for m in (0, *MICRO) if m < batch]
-        for gpu in args.gpus:
-            chosen = None
-            for bf16, micro, ckpt in options:
-                static, fitted, vocab = cache[bf16]
-                est = estimate(static, fitted, batch, micro, ckpt, vocab)
-                if est["peak_mib"] <= 0.9 * gpu * 1024:
-                    chosen = (bf16, micro, ckpt, est)
-                    break
-            row = {"bench": "memory_table", "backbone": args.backbone, "method": args.method, "task": task,
-                   "batch": batch, "gpu_gb": gpu, "device": str(device), "estimate": "cpu accounting"}
-            if chosen is None:
-                row["fits"] = False
-            else:
-                bf16, micro, ckpt, est = chosen
-                flags = " ".join(f for f in ("--bf16" if bf16 else "", f"--micro_batch_size {micro}" if micro else "",
-                                             "--gradient_checkpointing" if ckpt else "") if f)
-                row.update(fits=True, flags=flags or "(none: fp32)", **est)
-            print(json.dumps(row), flush=True)
+    batches = {task: task_batch(kind, task) for task in TASKS}
+    cache = {(task, bf16): measure_cpu(args, task, bf16, device) for task in TASKS for bf16 in (False, True)}
+    largest = max(batches.values())
+    options = [(False, 0, False), (True, 0, False)] + [(True, m, False) for m in MICRO if m < largest] + \
+              [(True, m, True) for m in (0, *MICRO) if m < largest]
+    for gpu in args.gpus:
+        chosen = None
+        for bf16, micro, ckpt in options:
+            ests = {task: estimate(*cache[(task, bf16)], batches[task], micro, ckpt) for task in TASKS}
+            if max(e["peak_mib"] for e in ests.values()) <= 0.9 * gpu * 1024:
+                chosen = (bf16, micro, ckpt, ests)
+                break
+        base = {"bench": "memory_table", "backbone": args.backbone, "method": args.method, "gpu_gb": gpu,
+                "device": str(device), "estimate": "cpu accounting"}
+        if chosen is None:
+            print(json.dumps({**base, "fits": False}), flush=True)
+            continue
+        bf16, micro, ckpt, ests = chosen
+        flags = " ".join(f for f in ("--bf16" if bf16 else "", f"--micro_batch_size {micro}" if micro else "",
+                                     "--gradient_checkpointing" if ckpt else "") if f) or "(none: fp32)"
+        for task, est in ests.items():
+            print(json.dumps({**base, "task": task, "batch": batches[task], "flags": flags, **est}), flush=True)
+        print(json.dumps({**base, "task": "run", "fits": True, "flags": flags,
+                          "peak_mib": max(e["peak_mib"] for e in ests.values())}), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         out.update(measure_cuda(args, device), device_name=torch.cuda.get_device_name(device))
     else:
         static, fitted, vocab = measure_cpu(args, args.task, args.bf16, device)
-        out.update(estimate(static, fitted, args.batch, args.micro_batch_size, args.gradient_checkpointing, vocab),
+        out.update(estimate(static, fitted, vocab, args.batch, args.micro_batch_size, args.gradient_checkpointing),
                    method_used="cpu accounting (saved_tensors_hooks), fitted on batches " +
                    ",".join(map(str, args.measure_batches)),
                    saved_mib_per_example=round(fitted["total"][1] / MIB, 2))

@@ -116,6 +116,7 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--no-malloc-env", action="store_true",
                    help="do not set the glibc allocator variables (see the module docstring)")
     p.add_argument("--feat-dim", type=int, default=2048, help=argparse.SUPPRESS)
+    p.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # aot_eager: CPU smoke runs
     return p
 
 
@@ -160,7 +161,8 @@ def build(args: argparse.Namespace):
     torch.backends.cuda.matmul.fp32_precision = "tf32" if getattr(args, "tf32", False) else "ieee"
     apply_model_options(model, speed_config(args), device)
     if getattr(args, "compile", False):
-        compile_model(model, SpeedConfig(compile=True), device)
+        compile_model(model, SpeedConfig(compile=True, compile_backend=getattr(args, "compile_backend", "inductor")),
+                      device)
     return model, device
 
 
