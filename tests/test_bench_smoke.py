@@ -104,3 +104,23 @@ def test_train_step_tiny_t5_lst():
     check_common(out, "step", "tiny-t5", "lst")
     assert out["onednn"] is True
     assert 0 < out["rss_after_build_mb"] <= out["peak_rss_mb"] and math.isfinite(out["loss"])
+
+
+def test_memory_accounting_and_table_tiny(capsys):
+    """bench/memory.py on CPU: the estimate grows with the chunk alive at once; micro-batches and checkpointing
+    lower it; the table names flags for every GPU size (in process: tiny model, two measured batches)."""
+    import importlib
+    sys.path.insert(0, str(ROOT / "bench"))
+    memory = importlib.import_module("memory")
+    base = ["--backbone", "tiny-bart", "--feat-dim", "32", "--task", "caption", "--batch", "64"]
+    outs = {}
+    for name, extra in {"full": [], "micro": ["--micro-batch-size", "8"],
+                        "ckpt": ["--gradient-checkpointing"]}.items():
+        assert memory.main(base + extra) == 0
+        outs[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert outs["full"]["peak_mib"] > outs["micro"]["peak_mib"] > 0 and outs["micro"]["chunk"] == 8
+    assert outs["full"]["saved_mib"] > outs["ckpt"]["saved_mib"] > 0
+    assert memory.main(["--backbone", "tiny-bart", "--feat-dim", "32", "--table", "--gpus", "1,80"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    runs = [r for r in rows if r.get("task") == "run"]
+    assert [r["gpu_gb"] for r in runs] == [1, 80] and runs[1]["flags"] == "(none: fp32)"
