@@ -7,7 +7,7 @@ Usage: ``python bench/train_step.py --backbone {bart-base,t5-base} --method M [-
 The model is the full-size preset with random weights (no download), the method's published configuration
 (``vlpet.flags.published.method_preset``), in train mode (dropout on). The batch is the trainer's for ``--task``
 (``bench/shapes.py``): the per-task batch of the published ``--batch_size`` (BART 500: VQA 500, GQA 833, NLVR2 166,
-caption 416; T5 300: 300 / 500 / 100 / 250) unless ``--batch`` is given, its text and target lengths, NLVR2's two
+caption 416; T5 300: 300 / 500 / 100 / 250; on CPU 8) unless ``--batch`` is given, its text and target lengths, NLVR2's two
 images, the caption targets padded to 40. ``--task fixed`` is the earlier benchmark shape (20 text tokens, 36 visual
 tokens, 20-token targets, ``--batch`` default 8), kept to compare with the older tables. One step is what
 ``train_epoch`` does: the task's official loss (``Task.loss``: the LM head only at the target positions), backward
@@ -106,7 +106,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first")
     p.add_argument("--task", default="vqa", choices=TASKS + ("fixed",),
                    help="the trainer's shapes for this task (bench/shapes.py); fixed: 20/36/20 tokens, batch 8")
-    p.add_argument("--batch", type=int, default=None, help="default: the task's published per-task batch")
+    p.add_argument("--batch", type=int, default=None,
+                   help="default: the task's published per-task batch on CUDA, 8 on CPU")
     p.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls (the trainer's --tf32)")
     p.add_argument("--micro-batch-size", type=int, default=0, help="the trainer's --micro_batch_size")
     p.add_argument("--gradient-checkpointing", action="store_true", help="the trainer's --gradient_checkpointing")
@@ -127,8 +128,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     if args.steps < 1 or args.warmup < 0 or (args.batch is not None and args.batch < 1):
         parser.error("--steps and --batch must be >= 1, --warmup >= 0")
     kind = resolve_preset(args.backbone).kind
-    if args.batch is None:
-        args.batch = 8 if args.task == "fixed" else task_batch(kind, args.task)
+    if args.batch is None:  # the published per-task batch on a GPU; 8 on CPU (a 500-example step takes minutes)
+        cpu = resolve_device(args.device).type == "cpu"
+        args.batch = 8 if args.task == "fixed" or cpu else task_batch(kind, args.task)
     return args
 
 

@@ -150,7 +150,10 @@ class VLModel(nn.Module):
                           use_cache=False)
         finally:
             self._logit_rows = None
-        return VLOutput(out.logits, encoder_outputs.last_hidden_state, mask, decoder_input_ids)
+        logits = out.logits
+        if target_index is not None and logits.dim() == 3:  # an LM head replaced after __init__ (no pre-hook on it)
+            logits = logits.flatten(0, 1).index_select(0, target_index)
+        return VLOutput(logits, encoder_outputs.last_hidden_state, mask, decoder_input_ids)
 
     def _select_logit_rows(self, _head, args):
         """LM-head pre-hook: (B, T, d) → (N, d), the rows of ``target_index`` (nothing without one)."""
