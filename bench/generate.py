@@ -6,8 +6,8 @@ Prints ONE JSON line.
 
 Same model and options as ``bench/train_step.py`` (see its docstring), in eval mode, at the trainer's evaluation
 shape of ``--task`` (``bench/shapes.py``): the per-task batch of the published ``--valid_batch_size`` (BART: caption
-416, VQA 500, GQA 833; T5: 250 / 300 / 500; on CPU 8 unless ``--batch``) and the task's decoding: COCO captions beam 5 (the default task), VQA and
-GQA greedy (``--num-beams`` overrides). ``--task fixed`` is the earlier shape (batch 8 × 20 text tokens, beam 5).
+416, VQA 500, GQA 833; T5: 250 / 300 / 500; on CPU 8 unless ``--batch``) and the task's decoding: COCO captions
+beam 5 (the default task), VQA and GQA greedy (``--num-beams`` overrides). ``--task fixed`` is the earlier shape (batch 8 × 20 text tokens, beam 5).
 Each timed repetition is one ``model.generate(...)`` call (encoder included) with the backbone's generation defaults
 (BART: no_repeat_ngram_size 3, early stopping, forced EOS). With random weights the beams rarely end early, so every
 call decodes the full 20 tokens; ``out_len`` reports the length produced.

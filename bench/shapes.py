@@ -1,8 +1,8 @@
 """The trainer's real batch shapes for the benches (issue 20 item 8): per-task batch sizes, text and target lengths.
 
 * Batch sizes: ``vlpet.data.multitask.task_batch_sizes`` of the published ``--batch_size`` (BART 500, T5 300):
-  VQA B, GQA ⌊B·100/60⌋ (833 for BART: the memory peak), NLVR2 ⌊B·20/60⌋, caption ⌊B·50/60⌋; evaluation uses
-  the same per-task sizes of ``--valid_batch_size`` (the published scripts pass the same number).
+  VQA B, GQA ⌊B·100/60⌋ (833 for BART: the memory peak), NLVR2 ⌊B·20/60⌋, caption ⌊B·50/60⌋;
+  evaluation uses the same per-task sizes of ``--valid_batch_size`` (the published scripts pass the same number).
 * Text: VQA/GQA questions truncated to 20 tokens (prompt included), NLVR2 statements never truncated (12-48 tokens
   here), the caption input is the prompt alone (4 tokens); every batch is padded to its longest example.
 * Visual tokens: a 7×7 grid pooled to 36 per image; NLVR2 has two images (72 tokens).
@@ -71,6 +71,7 @@ def make_task_batch(model, task: str, size: int, device: torch.device, seed: int
 def describe(batch: dict) -> dict:
     """The shape fields the benches report."""
     feats = batch["vis_feats"]
-    return {"task": batch["task"], "batch": int(batch["input_ids"].shape[0]), "text_len": int(batch["input_ids"].shape[1]),
+    ids = batch["input_ids"]
+    return {"task": batch["task"], "batch": int(ids.shape[0]), "text_len": int(ids.shape[1]),
             "images": 2 if feats.dim() == 4 else 1, "target_len": int(batch["target_ids"].shape[1]),
             "target_tokens": int(batch["target_ids_host"].ne(-100).sum())}

@@ -7,8 +7,8 @@ Usage: ``python bench/train_step.py --backbone {bart-base,t5-base} --method M [-
 The model is the full-size preset with random weights (no download), the method's published configuration
 (``vlpet.flags.published.method_preset``), in train mode (dropout on). The batch is the trainer's for ``--task``
 (``bench/shapes.py``): the per-task batch of the published ``--batch_size`` (BART 500: VQA 500, GQA 833, NLVR2 166,
-caption 416; T5 300: 300 / 500 / 100 / 250; on CPU 8) unless ``--batch`` is given, its text and target lengths, NLVR2's two
-images, the caption targets padded to 40. ``--task fixed`` is the earlier benchmark shape (20 text tokens, 36 visual
+caption 416; T5 300: 300 / 500 / 100 / 250; on CPU 8) unless ``--batch`` is given, its text and target lengths,
+NLVR2's two images, the caption targets padded to 40. ``--task fixed`` is the earlier benchmark shape (20 text tokens, 36 visual
 tokens, 20-token targets, ``--batch`` default 8), kept to compare with the older tables. One step is what
 ``train_epoch`` does: the task's official loss (``Task.loss``: the LM head only at the target positions), backward
 (in chunks with ``--micro-batch-size``), ``clip_grad_norm_(5)``, the trainer's ``HFAdamW`` step over the official
@@ -25,9 +25,8 @@ already set is kept; ``--no-malloc-env`` runs with whatever the environment has.
 
 Output keys: bench, backbone, method, device, dtype, precision (fp32 / tf32 / bf16), task, batch, text_len,
 vis_tokens, target_len, target_tokens, compile, compile_requested, unique_graphs and graph_breaks (with --compile),
-first_step_s,
-micro_batch_size, gradient_checkpointing, threads, steps, warmup, step_s_median, step_s_min, step_s_max, samples_per_s, peak_rss_mb (the process's peak resident memory,
-model build included), rss_after_build_mb (resident memory before the first step), cuda_peak_alloc_mb and
+first_step_s, micro_batch_size, gradient_checkpointing, threads, steps, warmup, step_s_median, step_s_min,
+step_s_max, samples_per_s, peak_rss_mb (the process's peak resident memory, model build included), rss_after_build_mb (resident memory before the first step), cuda_peak_alloc_mb and
 cuda_peak_reserved_mb (``max_memory_allocated`` / ``max_memory_reserved`` after the build; null on CPU),
 trainable_params, total_params, loss, malloc_env, torch.
 

@@ -79,7 +79,8 @@ def pair(args, data: Path, name: str, extra: str) -> dict:
         a, b = (load_file(str(d / "LAST" / "pet_weights.safetensors")) for d in (full, cut))
         row["same_keys"] = a.keys() == b.keys()
         row["equal"] = row["same_keys"] and all(bool((a[k] == b[k]).all()) for k in a)
-        row["max_abs_diff"] = max(float((a[k].float() - b[k].float()).abs().max()) for k in a) if row["same_keys"] else None
+        diffs = [float((a[k].float() - b[k].float()).abs().max()) for k in a] if row["same_keys"] else []
+        row["max_abs_diff"] = max(diffs) if diffs else None
     except (OSError, RuntimeError) as err:
         row["error"] = str(err)[:300]
     return row

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
     ours.add_argument("--save_every_steps", type=int, default=0,
                       help="also checkpoint every N optimizer steps inside an epoch (0: at epoch ends only)")
-    ours.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 is the faithful default)")
+    ours.add_argument("--bf16", action="store_true",
+                      help="bf16 autocast, the frozen Linear weights cast once (fp32 is the faithful default)")
     # the speed options (train/speed.py; README "Speed options")
     ours.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls/convolutions (not bit-exact)")
     ours.add_argument("--compile", action="store_true",
