@@ -45,7 +45,10 @@ def target_index(labels: torch.Tensor, device: torch.device | None = None) -> to
     """Flat (B·T) indices of the labels that are not −100, on ``device``. Give the host copy of the labels (the
     batch's ``target_ids_host``) so that no device is read: the count of targets decides a shape."""
     index = labels.reshape(-1).ne(IGNORE).nonzero().squeeze(1)
-    return index.to(device or labels.device, non_blocking=True)
+    device = torch.device(device or labels.device)
+    if device.type == "cuda" and index.device.type == "cpu":
+        index = index.pin_memory()  # a pinned source: the copy is queued, the host does not wait for the device
+    return index.to(device, non_blocking=True)
 
 
 def packed_per_sample_loss(rows: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
