@@ -41,7 +41,9 @@ def one(args: argparse.Namespace) -> dict:
     from vlpet.models.build import build_model
     from vlpet.models.presets import resolve_preset
     from vlpet.flags.published import method_preset
+    from vlpet.losses import sample_mean_loss
     from vlpet.pet.peft_bridge import for_run, pet_config, tuner_hooks
+    from vlpet.train.optim import HFAdamW, param_groups
 
     torch.manual_seed(0)
     if args.threads:
@@ -58,13 +60,13 @@ def one(args: argparse.Namespace) -> dict:
     hooks = tuner_hooks(model)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = ts.HFAdamW(ts.param_groups(model, 0.01), lr=1e-4, eps=1e-6)
+    optimizer = HFAdamW(param_groups(model, 0.01), lr=1e-4, eps=1e-6)
     state = {"step": 0}
 
     def step():
         logits = model(batch["input_ids"], batch["vis_feats"], batch["boxes"], labels=batch["labels"],
                        task="vqa").logits  # MTL-LoRA reads the batch's task
-        loss = ts.sample_mean_loss(logits, batch["labels"])
+        loss = sample_mean_loss(logits, batch["labels"])
         if hooks is not None:
             loss = hooks.loss(loss)
         loss.backward()

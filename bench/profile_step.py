@@ -2,7 +2,9 @@
 
 Usage: ``python bench/profile_step.py {train,generate} [train_step.py options] [--top 25] [--sort self_cpu_time_total]``.
 Prints the profiler's operator table (top ``--top`` rows) and, last, one JSON line with the share of the profiled
-wall time spent inside aten operators versus outside them (Python, bookkeeping).
+wall time spent inside aten operators versus outside them (Python, bookkeeping); on CUDA also the GPU's busy time
+(the sum of the kernels' device time: they run one at a time on the one stream) against the wall time, the kernel
+launches per run, and the idle fraction. The train step is the trainer's at ``--task``'s shape (``train_step.py``).
 """
 
 from __future__ import annotations
@@ -53,9 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     events = prof.key_averages()
     print(events.table(sort_by=args.sort, row_limit=args.top))
     in_ops = sum(e.self_cpu_time_total for e in events) / 1e6
-    print(json.dumps({"profile": args.what, "wall_s_per_run": round(wall / args.steps, 4),
-                      "aten_self_s_per_run": round(in_ops / args.steps, 4),
-                      "n_op_calls_per_run": sum(e.count for e in events) // args.steps}))
+    out = {"profile": args.what, "task": args.task, "batch": args.batch, "dtype": "bf16" if args.bf16 else "fp32",
+           "device": str(device), "wall_s_per_run": round(wall / args.steps, 4),
+           "aten_self_s_per_run": round(in_ops / args.steps, 4),
+           "n_op_calls_per_run": sum(e.count for e in events) // args.steps}
+    if device.type == "cuda":
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.device_time for e in kernels) / 1e6
+        out.update(gpu_busy_s_per_run=round(busy / args.steps, 4), gpu_busy_fraction=round(busy / wall, 3),
+                   kernels_per_run=len(kernels) // args.steps)
+    print(json.dumps(out))
     return 0
 
 

@@ -3,6 +3,10 @@
 A fixture holds the official argv, a tiny HF config, the official state dict, inputs and reference outputs
 (fixtures README). We rebuild the model from the argv through ``vlpet.flags.published`` (the published flag mapping), load
 the state dict through ``vlpet.pet.official``, and recompute everything in eval mode, float32.
+
+``VLPET_TEST_DEVICE=cuda`` (default cpu) runs the fixtures on that device: it becomes torch's default device (so
+the tests' own tensors are created there too), the fixture files load onto it, and TF32 is off (IEEE fp32
+matmuls and convolutions), so the same tolerances apply. ``bench/golden_report.py`` prints the max deviations.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from vlpet.config import ModelConfig
 from vlpet.models.build import build_model
 from vlpet.flags.published import build_parser, explicit_dests, model_config_from_args, pet_config_from_args
 from vlpet.pet.official import load_official_state_dict, official_key_table
+
+DEVICE = os.environ.get("VLPET_TEST_DEVICE", "cpu")
+if DEVICE != "cpu":
+    torch.set_default_device(DEVICE)
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
 
 # The official VL-PET code's fixtures and the Ladder-Side-Tuning code's (T5 baselines, LST): one format.
 DEFAULT_DIRS = [Path(__file__).resolve().parent / "fixtures" / name for name in ("official", "official-lst")]
@@ -101,8 +111,8 @@ class Fixture:
         self.name = name
         self.dir = next(root for root in golden_dirs() if root.name == folder) / fixture
         self.meta = json.loads((self.dir / "meta.json").read_text())
-        self.inputs = load_file(str(self.dir / "inputs.safetensors"))
-        self.outputs = load_file(str(self.dir / "outputs.safetensors"))
+        self.inputs = load_file(str(self.dir / "inputs.safetensors"), device=DEVICE)
+        self.outputs = load_file(str(self.dir / "outputs.safetensors"), device=DEVICE)
 
     def build(self):
         """Our model for the fixture's argv and tiny config, with the official weights loaded."""
@@ -119,8 +129,8 @@ class Fixture:
                                    "vocab_size": arch["vocab_size"]})
         torch.manual_seed(0)
         model = build_model(model_cfg, pet_config_from_args(args))
-        load_official_state_dict(model, load_file(str(self.dir / "state_dict.safetensors")))
-        return model.eval()
+        load_official_state_dict(model, load_file(str(self.dir / "state_dict.safetensors"), device=DEVICE))
+        return model.to(DEVICE).eval()
 
     def official_names(self, model, our_names) -> set[str]:
         """Map our parameter names to the official ones (pattern keys resolved against the fixture's names)."""

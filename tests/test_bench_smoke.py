@@ -39,37 +39,57 @@ def check_common(out: dict, bench: str, backbone: str, method: str) -> None:
     assert COMMON_KEYS | {f"{bench}_s_median", f"{bench}_s_min", f"{bench}_s_max"} <= set(out)
     assert out["bench"] == bench and out["backbone"] == backbone and out["method"] == method
     assert out["device"] == "cpu" and out["cuda_peak_alloc_mb"] is None
-    assert out["batch"] == 2 and out["text_len"] == 20 and out["vis_tokens"] == 36 and out["target_len"] == 20
+    assert out["batch"] == 2 and out["vis_tokens"] in (36, 72)
+    assert out["compile"] is False and out["compile_requested"] is False
     assert out[f"{bench}_s_median"] > 0 and out["samples_per_s"] > 0 and out["peak_rss_mb"] > 0
     assert 0 < out["trainable_params"] < out["total_params"]
     assert out["malloc_env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
 
 
 def test_train_step_tiny_bart():
-    out = run_bench("train_step.py", "--backbone", "tiny-bart", "--method", "vl-pet-large", "--bf16")
+    """The trainer's caption shape (targets padded to 40), bf16 with the frozen copies, micro-batches of 1."""
+    out = run_bench("train_step.py", "--backbone", "tiny-bart", "--method", "vl-pet-large", "--bf16", "--task",
+                    "caption", "--micro-batch-size", "1")
     check_common(out, "step", "tiny-bart", "vl-pet-large")
-    assert out["dtype"] == "bf16-autocast"
-    assert math.isfinite(out["loss"]) and out["loss"] > 0
+    assert out["dtype"] == "bf16-autocast" and out["precision"] == "bf16" and out["micro_batch_size"] == 1
+    assert out["task"] == "caption" and out["target_len"] == 40 and out["text_len"] == 4
+    assert math.isfinite(out["loss"]) and out["loss"] > 0 and out["first_step_s"] > 0
+
+
+def test_train_step_default_batch_is_the_published_per_task_batch():
+    import importlib
+    sys.path.insert(0, str(ROOT / "bench"))
+    train_step = importlib.import_module("train_step")
+    parse = lambda *a: train_step.parse(train_step.make_parser(""), list(a))  # noqa: E731
+    cuda = ("--device", "cuda")  # only parsed: the default batch is the published one on a GPU
+    assert parse("--task", "gqa", *cuda).batch == 833 and parse("--task", "nlvr", *cuda).batch == 166
+    assert parse("--task", "caption", "--backbone", "t5-base", *cuda).batch == 250
+    assert parse("--task", "fixed", *cuda).batch == 8 and parse("--task", "gqa", "--batch", "4").batch == 4
+    assert parse("--task", "gqa", "--device", "cpu").batch == 8
 
 
 def test_generate_tiny_t5():
     out = run_bench("generate.py", "--backbone", "tiny-t5", "--method", "vl-pet-small")
     check_common(out, "generate", "tiny-t5", "vl-pet-small")
     assert out["dtype"] == "fp32" and out["onednn"] is False and out["num_beams"] == 5 and out["max_length"] == 20
+    assert out["task"] == "caption"
     assert 1 < out["out_len"] <= 20
 
 
 def test_run_time_tiny_bart():
     out = run_bench("run_time.py", "--backbone", "tiny-bart", "--method", "vl-pet-large", "--measure-batch", "2",
                     "--gen-batch", "2", "--fast", "onednn")
-    assert out["bench"] == "run_time" and out["train_batch_published"] == 500 and out["scaled_linearly"] is True
+    assert out["bench"] == "run_time" and out["scaled_linearly"] is True
+    assert out["train_batch_published"] == {"vqa": 500, "gqa": 833, "nlvr": 166, "caption": 416}
     assert out["fast_path"] == "fp32 --onednn"
-    assert out["train_flops_per_example"] > 0
+    tasks = {"vqa", "gqa", "nlvr", "caption"}
+    assert set(out["train_flops_per_example"]) == tasks and all(v > 0 for v in out["train_flops_per_example"].values())
     for path in ("fp32", "fast"):
         t = out[path]
-        assert set(t["s_per_example"]) == {"train", "greedy", "beam5", "forward"}
-        assert all(v > 0 for v in t["s_per_example"].values())
-        assert t["total_h"] >= t["train_h"] > 0 and t["val_h"] > 0 and t["test_h"] > 0 and t["mfu"] > 0
+        assert set(t["s_per_example"]) == {"train", "val"}
+        assert all(set(v) == tasks and min(v.values()) > 0 for v in t["s_per_example"].values())
+        assert t["total_h"] >= t["train_h"] > 0 and t["val_h"] > 0 and t["test_h"] > 0 and t["mfu_measured"] > 0
+        assert t["matmul_precision"] == "fp32" and t["mfu_datasheet"] is None  # a CPU has no datasheet row
 
 
 def test_loader_packed_with_roofline():
@@ -93,3 +113,23 @@ def test_train_step_tiny_t5_lst():
     check_common(out, "step", "tiny-t5", "lst")
     assert out["onednn"] is True
     assert 0 < out["rss_after_build_mb"] <= out["peak_rss_mb"] and math.isfinite(out["loss"])
+
+
+def test_memory_accounting_and_table_tiny(capsys):
+    """bench/memory.py on CPU: the estimate grows with the chunk alive at once; micro-batches and checkpointing
+    lower it; the table names flags for every GPU size (in process: tiny model, two measured batches)."""
+    import importlib
+    sys.path.insert(0, str(ROOT / "bench"))
+    memory = importlib.import_module("memory")
+    base = ["--backbone", "tiny-bart", "--feat-dim", "32", "--task", "caption", "--batch", "64"]
+    outs = {}
+    for name, extra in {"full": [], "micro": ["--micro-batch-size", "8"],
+                        "ckpt": ["--gradient-checkpointing"]}.items():
+        assert memory.main(base + extra) == 0
+        outs[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert outs["full"]["peak_mib"] > outs["micro"]["peak_mib"] > 0 and outs["micro"]["chunk"] == 8
+    assert outs["full"]["saved_mib"] > outs["ckpt"]["saved_mib"] > 0
+    assert memory.main(["--backbone", "tiny-bart", "--feat-dim", "32", "--table", "--gpus", "1,80"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    runs = [r for r in rows if r.get("task") == "run"]
+    assert [r["gpu_gb"] for r in runs] == [1, 80] and runs[1]["flags"] == "(none: fp32)"

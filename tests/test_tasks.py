@@ -27,13 +27,15 @@ def test_unknown_task_is_named():
 
 
 class _Logits:
-    """A stand-in model returning fixed logits (the tasks' losses only read ``.logits``)."""
+    """A stand-in model returning fixed logits (the tasks' losses only read ``.logits``), only the rows of
+    ``target_index`` when it is given, as ``VLModel.forward`` does."""
 
     def __init__(self, logits):
-        self.out = type("Out", (), {"logits": logits})()
+        self.logits = logits
 
-    def __call__(self, *args, **kwargs):
-        return self.out
+    def __call__(self, *args, target_index=None, **kwargs):
+        rows = self.logits if target_index is None else self.logits.flatten(0, 1)[target_index]
+        return type("Out", (), {"logits": rows})()
 
 
 @pytest.mark.parametrize("task", ["vqa", "gqa", "nlvr", "caption", "tvqa", "tvc"])

@@ -117,9 +117,14 @@ class SpeedConfig:
     nan_check_every: int = field(default=1, metadata={"help": "steps between NaN/inf checks of the loss"})
     onednn: bool = field(default=False, metadata={"help": "CPU fp32: nn.Linear forwards through oneDNN"})
     deterministic: bool = field(default=False, metadata={"help": "deterministic kernels (bit-equal reruns on GPU)"})
+    micro_batch_size: int = field(default=0, metadata={"help": "run each batch in chunks of this many examples, "
+                                                               "one update (0: whole batches)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute each layer in the backward"})
 
     def __post_init__(self):
         _positive(self, "nan_check_every")
+        if self.micro_batch_size < 0:
+            raise ValueError(f"micro_batch_size must be 0 (off) or positive, got {self.micro_batch_size}")
 
 
 def _positive(cfg: Any, *names: str) -> None:

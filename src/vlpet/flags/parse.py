@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
     ours.add_argument("--save_every_steps", type=int, default=0,
                       help="also checkpoint every N optimizer steps inside an epoch (0: at epoch ends only)")
-    ours.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 is the faithful default)")
+    ours.add_argument("--bf16", action="store_true",
+                      help="bf16 autocast, the frozen Linear weights cast once (fp32 is the faithful default)")
     # the speed options (train/speed.py; README "Speed options")
     ours.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmuls/convolutions (not bit-exact)")
     ours.add_argument("--compile", action="store_true",
@@ -68,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "setting, cuDNN deterministic, math SDPA on CUDA (slower; docs/gpu.md)")
     ours.add_argument("--nan_check_every", type=int, default=1,
                       help="check the loss for NaN/inf every N steps (1: every step, the default)")
+    # memory options (docs/memory.md): the same update with less GPU memory
+    ours.add_argument("--micro_batch_size", type=int, default=0,
+                      help="run each published batch in chunks of at most M examples, accumulate and step once "
+                           "(the same update; 0: whole batches)")
+    ours.add_argument("--gradient_checkpointing", action="store_true",
+                      help="recompute every transformer layer in the backward instead of keeping its activations")
     ours.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     ours.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ours.add_argument("--ddp_timeout", type=float, default=30.0, metavar="MINUTES",
@@ -193,6 +200,7 @@ _RULES = {
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
     "nan_check_every": (lambda v: v >= 1, "1 or more"),
     "ddp_timeout": (lambda v: v > 0, "a positive number of minutes"),
+    "micro_batch_size": (lambda v: v >= 0, "0 (whole batches) or a positive number of examples"),
 }
 
 

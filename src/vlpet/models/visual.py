@@ -35,7 +35,9 @@ class VisualEmbedding(nn.Module):
 def grid_max_pool(x: torch.Tensor, n_out: int) -> torch.Tensor:
     """Adaptive max-pool V tokens laid out as a √V×√V grid to n_out = s×s tokens: (B, V, F) → (B, n_out, F)."""
     b, v, f = x.shape
-    side, out_side = math.isqrt(v), math.isqrt(n_out)
+    # int(v): under torch.compile a symbolic size is specialised here (a guard on the token count, 49) instead of
+    # breaking the graph at math.isqrt.
+    side, out_side = math.isqrt(int(v)), math.isqrt(int(n_out))
     if side * side != v or out_side * out_side != n_out:
         raise ValueError(f"--downsample needs square token counts, got {v} → {n_out}")
     grid = x.transpose(1, 2).reshape(b, f, side, side)

@@ -52,9 +52,16 @@ class VLModel(nn.Module):
         # Hook point for methods that prepend learned encoder tokens (prompt tuning): a module called as
         # prefix(batch_size, task) -> (B, P, d), inserted before the text (after BART's positions).
         self.encoder_prefix: nn.Module | None = None
-        # The task of the batch being processed, set by encode/forward/generate; task-conditioned PET modules
+        # The task of the batch being processed, set by encode/forward/generate (or, under --compile, by the caller
+        # outside the compiled graph, so that no task string is guarded in it); task-conditioned PET modules
         # (HyperFormer) read it.
         self.current_task: str | None = None
+        # Flat (B·T) indices of the target positions whose logits ``forward`` computes (``target_index``); read by
+        # the LM head's pre-hook, set only for the duration of one forward.
+        self._logit_rows: torch.Tensor | None = None
+        head = lm.get_output_embeddings()
+        if head is not None:
+            head.register_forward_pre_hook(self._select_logit_rows)
 
     @property
     def config(self):
@@ -72,7 +79,7 @@ class VLModel(nn.Module):
         encoder = self.lm.get_encoder()
         text = self._embed_text(encoder, input_ids)
         if self.encoder_prefix is not None:
-            prefix = self.encoder_prefix(input_ids.shape[0], task)
+            prefix = self.encoder_prefix(input_ids.shape[0], task if task is not None else self.current_task)
             text = torch.cat([prefix, text], dim=1)
             attention_mask = torch.cat([attention_mask.new_ones(prefix.shape[:2]), attention_mask], dim=1)
         if self.kind == "bart":
@@ -83,8 +90,10 @@ class VLModel(nn.Module):
         return run(encoder, hidden, mask, text.shape[1]), mask
 
     def begin_encode(self, input_ids, vis_feats, boxes, attention_mask=None, task=None):
-        """Record the task; return (the text mask, built from padding if not given, the visual tokens (B, V, d))."""
-        self.current_task = task
+        """Record the task (None keeps the one set by the caller); return (the text mask, built from padding if not
+        given, the visual tokens (B, V, d))."""
+        if task is not None:
+            self.current_task = task
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id).long()
         feats, box, img_ids, obj_ids = visual_inputs(vis_feats, boxes, self.n_boxes, self.downsample)
@@ -96,7 +105,7 @@ class VLModel(nn.Module):
 
     def _run_bart_encoder(self, encoder, hidden, mask, text_len):
         hidden = F.dropout(hidden, p=encoder.dropout, training=self.training)
-        mask4 = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
+        mask4 = full_mask(encoder.config, hidden, mask)
         for layer in encoder.layers:
             hidden = layer(hidden, mask4)
         final_norm = getattr(encoder, "layer_norm", None)  # mBART's final encoder LayerNorm; BART has none
@@ -107,7 +116,7 @@ class VLModel(nn.Module):
         n = hidden.shape[1]
         bias = encoder.block[0].layer[0].SelfAttention.compute_bias(text_len, text_len, device=hidden.device)
         bias = F.pad(bias, (0, n - text_len, 0, n - text_len))
-        mask4 = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
+        mask4 = full_mask(encoder.config, hidden, mask)
         for block in encoder.block:
             hidden = block(hidden, mask4, bias)[0]
         return encoder.dropout(encoder.final_layer_norm(hidden))
@@ -121,16 +130,38 @@ class VLModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
                 labels: torch.Tensor | None = None, decoder_input_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, task: str | None = None) -> VLOutput:
+                attention_mask: torch.Tensor | None = None, task: str | None = None,
+                target_index: torch.Tensor | None = None) -> VLOutput:
+        """Teacher-forced logits (B, T, vocab); with ``target_index`` (flat indices into B·T, e.g. of the labels that
+        are not −100) only those rows go through the LM head and ``logits`` is (len(target_index), vocab): the same
+        values, without the LM-head work and logits memory of the padded target positions (training)."""
         hidden, mask = self.encode(input_ids, vis_feats, boxes, attention_mask, task)  # sets current_task
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("forward needs labels or decoder_input_ids")
             decoder_input_ids = self.shift_right(labels)
         encoder_outputs = _encoder_outputs(hidden)
-        out = self.lm(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=decoder_input_ids,
-                      use_cache=False)
-        return VLOutput(out.logits, encoder_outputs.last_hidden_state, mask, decoder_input_ids)
+        cross = mask
+        if mask.device.type != "cpu":  # a ready 4-D mask: the stock decoder then skips its padding_mask.all() sync
+            cross = full_mask(self.config, encoder_outputs.last_hidden_state, mask,
+                              queries=decoder_input_ids.shape[1])
+        self._logit_rows = target_index
+        try:
+            out = self.lm(encoder_outputs=encoder_outputs, attention_mask=cross, decoder_input_ids=decoder_input_ids,
+                          use_cache=False)
+        finally:
+            self._logit_rows = None
+        logits = out.logits
+        if target_index is not None and logits.dim() == 3:  # an LM head replaced after __init__ (no pre-hook on it)
+            logits = logits.flatten(0, 1).index_select(0, target_index)
+        return VLOutput(logits, encoder_outputs.last_hidden_state, mask, decoder_input_ids)
+
+    def _select_logit_rows(self, _head, args):
+        """LM-head pre-hook: (B, T, d) → (N, d), the rows of ``target_index`` (nothing without one)."""
+        if self._logit_rows is None:
+            return None
+        hidden = args[0]
+        return (hidden.reshape(-1, hidden.shape[-1]).index_select(0, self._logit_rows),)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, vis_feats: torch.Tensor, boxes: torch.Tensor,
@@ -163,6 +194,20 @@ class VLModel(nn.Module):
                                     decoder_start_token_id=self.config.decoder_start_token_id,
                                     eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id,
                                     **kwargs)
+
+
+def full_mask(config, embeds: torch.Tensor, mask: torch.Tensor, queries: int | None = None):
+    """The 4-D attention mask of a 2-D padding mask (``create_bidirectional_mask``). On CPU it is built exactly as
+    the stock models build it (``None`` when nothing is padded); elsewhere it is always materialised, so that
+    building it never reads the mask on the host (``padding_mask.all()``, one device sync per call). ``queries``:
+    the query length when it differs from ``embeds``' (cross-attention; then ``embeds`` are the keys)."""
+    skip = embeds.device.type == "cpu"
+    if queries is None:
+        return create_bidirectional_mask(config=config, inputs_embeds=embeds, attention_mask=mask,
+                                         allow_is_bidirectional_skip=skip)
+    shape = embeds[:, :1].expand(-1, queries, -1)  # only its shape and device are read
+    return create_bidirectional_mask(config=config, inputs_embeds=shape, attention_mask=mask,
+                                     encoder_hidden_states=embeds, allow_is_bidirectional_skip=skip)
 
 
 def _encoder_outputs(hidden) -> BaseModelOutput:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..losses import sample_mean_loss
+from ..losses import packed_sample_mean_loss, target_index
 
 
 class Task:
@@ -26,7 +26,12 @@ class Task:
 
     def loss(self, model, batch: dict) -> torch.Tensor:
         """The official training loss of one batch: per-sample token mean, then batch mean (§9 item 4)."""
-        return sample_mean_loss(self.logits(model, batch), batch["target_ids"])
+        return packed_sample_mean_loss(*self.target_logits(model, batch))
+
+    def loss_norm(self, batch: dict):
+        """What the loss is a mean over (here the examples): a micro-batch's share of the batch's loss is its
+        ``loss_norm`` over the batch's (``train_epoch --micro_batch_size``)."""
+        return batch["input_ids"].shape[0]
 
     def predict(self, model, loader, tokenizer, show: bool = False):
         """Predictions of one loader, in the form ``score`` takes."""
@@ -44,6 +49,17 @@ class Task:
         raise NotImplementedError(f"{self.name} has no submission file")
 
     # Shared helpers.
+    @staticmethod
+    def target_logits(model, batch: dict):
+        """(logits at the target positions (N, vocab), the labels (B, T), their flat indices (N,)): training runs
+        the LM head only where a label carries loss. The indices come from the host copy of the labels
+        (``target_ids_host``, kept by ``DeviceLoader``) when there is one, so that no device is read."""
+        labels = batch["target_ids"]
+        index = target_index(batch.get("target_ids_host", labels), labels.device)
+        rows = model(batch["input_ids"], batch["vis_feats"], batch["boxes"], labels=labels, task=batch["task"],
+                     target_index=index).logits
+        return rows, labels, index
+
     @staticmethod
     def logits(model, batch: dict) -> torch.Tensor:
         return model(batch["input_ids"], batch["vis_feats"], batch["boxes"], labels=batch["target_ids"],

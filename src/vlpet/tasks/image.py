@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..losses import sample_mean_loss, token_mean_loss
+from ..losses import IGNORE, packed_sample_mean_loss, packed_token_mean_loss
 from .base import Task
 
 GREEDY = dict(num_beams=1, max_length=20)  # VQA/GQA: beam 1 forced, the config's max length 20
@@ -46,7 +46,7 @@ class QuestionTask(Task):
 
 class VQATask(QuestionTask):
     def loss(self, model, batch: dict) -> torch.Tensor:
-        return sample_mean_loss(self.logits(model, batch), batch["target_ids"], batch.get("scores"))
+        return packed_sample_mean_loss(*self.target_logits(model, batch), batch.get("scores"))
 
     def score(self, predictions: dict, loader, references: dict | None = None) -> float:
         from ..metrics.vqa import score_vqa
@@ -90,7 +90,12 @@ class NLVRTask(Task):
 
 class CaptionTask(Task):
     def loss(self, model, batch: dict) -> torch.Tensor:
-        return token_mean_loss(self.logits(model, batch), batch["target_ids"])
+        return packed_token_mean_loss(*self.target_logits(model, batch))
+
+    def loss_norm(self, batch: dict):
+        """The caption loss is one mean over the batch's target tokens: a micro-batch weighs by its token count
+        (read from the host copy of the labels when there is one)."""
+        return batch.get("target_ids_host", batch["target_ids"]).ne(IGNORE).sum()
 
     def predict(self, model, loader, tokenizer, show: bool = False) -> dict:
         preds = {}

@@ -30,4 +30,7 @@ class DeviceLoader:
 
     def __iter__(self):
         for batch in self.loader:
-            yield to_device(batch, self.device)  # non-blocking from pinned memory; float16 features widened there
+            out = to_device(batch, self.device)  # non-blocking from pinned memory; float16 features widened there
+            if torch.is_tensor(batch.get("target_ids")):  # the host copy: the loss finds its targets without a sync
+                out["target_ids_host"] = batch["target_ids"]
+            yield out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
@@ -66,7 +67,8 @@ class EpochLosses:
 
 def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epoch: int = 0, step: int = 0,
                 show: bool = True, on_step=None, tasks: dict[str, Task] | None = None,
-                nan_check_every: int = 1, hooks=None, losses: EpochLosses | None = None) -> dict:
+                nan_check_every: int = 1, hooks=None, losses: EpochLosses | None = None,
+                micro_batch_size: int = 0) -> dict:
     """Train one epoch (from the loader's ``start`` step, 0 unless resuming mid-epoch); returns
     ``{"loss": mean, "loss_<task>": mean per task, "step": global step after it}``.
 
@@ -75,12 +77,19 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     update (clip, optimizer and scheduler steps, ``on_step``) holds back a Ctrl-C until it is complete.
 
     Host syncs: the losses stay on the device; they are checked for NaN/inf (and shown on the progress bar) when
-    the global step count reaches a multiple of ``nan_check_every``, before that step's update, and at the epoch's
-    end. With 1 (the default) every loss is checked before its own update; with N > 1 the run stops within N
-    steps of the first non-finite loss, naming that step, and a GPU is not stalled every step.
+    the global step count reaches a multiple of ``nan_check_every``, after that step's backward has been queued and
+    before its update, and at the epoch's end. With 1 (the default) every loss is checked before its own update;
+    with N > 1 the run stops within N steps of the first non-finite loss, naming that step, and a GPU is not
+    stalled every step. Nothing else in the step reads the device.
+
+    ``micro_batch_size`` M > 0: a batch larger than M is run as chunks of at most M examples, each chunk's loss
+    weighted by its share of the batch's (``Task.loss_norm``: its examples, or its target tokens for the caption
+    loss) and back-propagated at once, then one update: the same loss and gradients as the whole batch (dropout
+    masks aside), with the activations of one chunk alive at a time.
 
     ``hooks`` (a peft tuner's, ``pet.peft_bridge.TunerHooks``; AdaLoRA only): ``hooks.loss(loss)`` adds the tuner's
-    regulariser, ``hooks.after_step(step)`` runs after the optimizer step, while the gradients are still there."""
+    regulariser (once per batch), ``hooks.after_step(step)`` runs after the optimizer step, while the gradients are
+    still there."""
     model.train()
     done = getattr(loader, "start", 0)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -89,14 +98,11 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not show, leave=False, dynamic_ncols=True)  # from 1
     for batch in bar:
         task = _task(tasks, batch["task"])
-        loss = task.loss(model, batch)
-        if hooks is not None:
-            loss = hooks.loss(loss)
+        loss = _loss_and_backward(model, task, batch, micro_batch_size, hooks)
         losses.add(batch["task"], loss)
-        pending.append((step, batch["task"], loss.detach()))
+        pending.append((step, batch["task"], loss))
         if (step + 1) % nan_check_every == 0:
             _check_finite(pending, epoch, bar)
-        loss.backward()
         with defer_signals():
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, clip)
@@ -114,6 +120,41 @@ def train_epoch(model, loader, optimizer, scheduler=None, clip: float = 5.0, epo
     out = losses.record()
     out["step"] = step
     return out
+
+
+def _loss_and_backward(model, task: Task, batch: dict, micro_batch_size: int = 0, hooks=None) -> torch.Tensor:
+    """Back-propagate the batch's loss (in chunks of ``micro_batch_size`` examples when it is larger; a tuner's
+    regulariser, ``hooks.loss``, is added once, with the last chunk); returns the loss, detached."""
+    size = batch["input_ids"].shape[0]
+    if micro_batch_size <= 0 or size <= micro_batch_size:
+        loss = task.loss(model, batch)
+        if hooks is not None:
+            loss = hooks.loss(loss)
+        loss.backward()
+        return loss.detach()
+    total, loss = task.loss_norm(batch), None
+    starts = range(0, size, micro_batch_size)
+    for i, start in enumerate(starts):
+        chunk = split_batch(batch, start, start + micro_batch_size, size)
+        share = task.loss_norm(chunk) / total
+        if torch.is_tensor(share) and share.device.type == "cpu":
+            share = float(share)
+        last = i == len(starts) - 1
+        # under DDP the gradients are all-reduced once, with the last chunk's backward
+        sync = nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            part = task.loss(model, chunk) * share
+            if last and hooks is not None:
+                part = hooks.loss(part)
+            part.backward()
+        loss = part.detach() if loss is None else loss + part.detach()
+    return loss
+
+
+def split_batch(batch: dict, start: int, stop: int, size: int) -> dict:
+    """Examples ``start:stop`` of a batch of ``size``: every tensor and list whose first dimension is the batch."""
+    return {k: v[start:stop] if (torch.is_tensor(v) and v.dim() and v.shape[0] == size)
+            or (isinstance(v, list) and len(v) == size) else v for k, v in batch.items()}
 
 
 def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar) -> None:

@@ -60,6 +60,8 @@ RESUME_MAY_CHANGE = frozenset({
     "device", "local_rank", "distributed", "multiGPU",  # the device; the process count is checked on its own
     "save_every_steps", "nan_check_every", "ddp_timeout",  # when to save, check, give up waiting
     "compile", "compile_backend", "onednn",  # kernels: equal to fp32 rounding (bf16 and tf32 are the run's numerics)
+    "deterministic",  # which kernels, not what they compute
+    "micro_batch_size", "gradient_checkpointing",  # the same update with less memory (tests/test_fast_path.py)
     "valid_batch_size",  # not used by this trainer (evaluation runs at the per-task training batch sizes)
     "method", "method_flags", "help_all",  # --method expands into flags, and those are compared one by one
 })

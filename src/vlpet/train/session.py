@@ -64,7 +64,8 @@ class Run:
                     out = train_epoch(net, self.train_loader, self.optimizer, self.scheduler, args.clip_grad_norm,
                                       epoch, step, show=d.main and not args.no_progress, on_step=self.saver.on_step,
                                       tasks=self.tasks, nan_check_every=self.speed.nan_check_every,
-                                      hooks=self.hooks, losses=losses)
+                                      hooks=self.hooks, losses=losses,
+                                      micro_batch_size=self.speed.micro_batch_size)
                 step = out.pop("step")
             self.saver.end_training(out)
             if pending is None or epoch != start:  # a resumed trained epoch is already saved so
