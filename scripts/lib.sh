@@ -58,3 +58,16 @@ lst_image() {  # lst_image SCRIPT LR NAME "METHOD FLAGS" GPU NPROC EXTRA...  (La
             $method --seed "$seed" "$@"
     done
 }
+
+peft_image() {  # peft_image CONFIG RUN_PREFIX PORT SEED [flags...]: DoRA's published VL-BART setting (batch 300,
+    # lr 1e-3, 20 epochs, --unfreeze_bias --unfreeze_layer_norms) with the peft tuner of scripts/peft/CONFIG.json
+    local config=$1 prefix=$2
+    shift 2
+    if [ $# -lt 2 ]; then echo "usage: $0 PORT SEED [flags...]" >&2; exit 2; fi
+    local port=$1 seed=$2
+    shift 2
+    local name="${prefix}_lr1e-3_seed${seed}_bs300_image224"
+    launch "$port" 1 $(image_common facebook/bart-base 300 "snap/VLBart_multitask/$name" "$name" 1e-3 20) \
+        --use_tasks_prompts --peft_config "scripts/peft/$config.json" --unfreeze_bias --unfreeze_layer_norms \
+        --seed "$seed" "$@"
+}
