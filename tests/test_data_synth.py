@@ -147,9 +147,10 @@ def test_main_writes_and_reports(tmp_path, capsys):
     assert report["h5_files"]["COCO"] == len(list((tmp_path / "COCO").rglob("*.h5")))
 
 
-def test_module_cli(tmp_path):
+@pytest.mark.parametrize("module", ["vlpet.synth", "vlpet.data.synth"])  # the second: the published command line
+def test_module_cli(tmp_path, module):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
-    out = subprocess.run([sys.executable, "-m", "vlpet.synth", "--root", str(tmp_path), "--n-train", "1",
+    out = subprocess.run([sys.executable, "-m", module, "--root", str(tmp_path), "--n-train", "1",
                           "--n-val", "1", "--n-test", "1", "--feat-dim", "8"], env=env, capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout)["root"] == str(tmp_path)
