@@ -4,7 +4,12 @@ Nothing here is read by a loader: the synthetic generators live in ``vlpet.synth
 flags); this module only keeps the old command line working.
 """
 
-if __name__ == "__main__":
-    from ..synth.__main__ import main
 
+def main(argv: list[str] | None = None) -> int:
+    from ..synth.__main__ import main as synth_main  # imported here: data/ never depends on synth/ otherwise
+
+    return synth_main(argv)
+
+
+if __name__ == "__main__":
     raise SystemExit(main())
