@@ -60,6 +60,11 @@ def test_param_groups_and_schedule():
     assert math.isclose(lrs[-1], 1 / 18) and sched.get_last_lr()[0] == 0.0
 
 
+def _at_targets(logits: torch.Tensor, target_index: torch.Tensor | None) -> torch.Tensor:
+    """As ``VLModel.forward``: with ``target_index`` only the rows of the loss-carrying targets, (N, vocab)."""
+    return logits if target_index is None else logits.reshape(-1, logits.shape[-1]).index_select(0, target_index)
+
+
 def test_nan_loss_names_step_and_task():
     import pytest
 
@@ -70,9 +75,9 @@ def test_nan_loss_names_step_and_task():
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(()))
 
-        def forward(self, input_ids, vis_feats, boxes, labels=None, task=None):
+        def forward(self, input_ids, vis_feats, boxes, labels=None, task=None, target_index=None):
             logits = torch.full((*labels.shape, 5), float("nan")) * self.w
-            return type("Out", (), {"logits": logits})()
+            return type("Out", (), {"logits": _at_targets(logits, target_index)})()
 
     batch = {"task": "gqa", "input_ids": torch.ones(2, 3, dtype=torch.long), "vis_feats": torch.zeros(2, 49, 8),
              "boxes": torch.zeros(2, 49, 4), "target_ids": torch.ones(2, 2, dtype=torch.long)}
@@ -130,11 +135,11 @@ def test_nan_check_every_n_steps_names_the_first_bad_step():
             self.w = torch.nn.Parameter(torch.ones(()))
             self.calls, self.bad_call = 0, bad_call
 
-        def forward(self, input_ids, vis_feats, boxes, labels=None, task=None):
+        def forward(self, input_ids, vis_feats, boxes, labels=None, task=None, target_index=None):
             self.calls += 1
             scale = float("nan") if self.calls == self.bad_call else float(self.calls)
             logits = torch.arange(5.0).expand(*labels.shape, 5) * self.w * scale
-            return type("Out", (), {"logits": logits})()
+            return type("Out", (), {"logits": _at_targets(logits, target_index)})()
 
     batch = {"task": "gqa", "input_ids": torch.ones(2, 3, dtype=torch.long), "vis_feats": torch.zeros(2, 49, 8),
              "boxes": torch.zeros(2, 49, 4), "target_ids": torch.ones(2, 2, dtype=torch.long)}
