@@ -246,7 +246,6 @@ def train_command(cfg: DemoConfig, run_dir: Path, tasks: tuple[str, ...]) -> str
             f"--output snap/my_run")
 
 
-@records_status
 def demo_config(epochs: int | None = None, seed: int | None = None, lr: float | None = None,
                 quick: bool = False) -> DemoConfig:
     """The demo's configuration: the defaults, ``QUICK`` when ``quick``, then the given overrides."""
@@ -257,6 +256,7 @@ def demo_config(epochs: int | None = None, seed: int | None = None, lr: float | 
     return cfg
 
 
+@records_status
 def run_demo(cfg: DemoConfig, tasks: tuple[str, ...] = TASKS, out: str | Path = "snap/demo",
              show: bool = True) -> int:
     """Write the synthetic data, pretrain the tiny backbone, train / validate / test VL-PET-large on it, under a
