@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 def _exit(code: int) -> None:
     """Exit with ``code``; after a stop signal (exit 130/143/138) a second one cannot turn the exit into death by
     the signal during the interpreter's shutdown."""
-    if code in (130, 143, 138):
-        from .train.interrupts import absorb_stop_signals
+    from .train.interrupts import EXIT_CODES, absorb_stop_signals  # standard library only: no torch
+
+    if code in EXIT_CODES.values():
 
         absorb_stop_signals()
     sys.exit(code)

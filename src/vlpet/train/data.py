@@ -15,6 +15,7 @@ import torch
 from ..data.layout import DataError, DataLayout
 from ..data.multitask import MultitaskLoader, build_datasets, build_loaders, task_prompts
 from ..data.video import VideoLayout, build_video_datasets, build_video_loaders, video_task_prompts
+from .checkpoint import capture_rng, restore_rng
 from .shard import shard_loader
 from .video import VIDEO_TASKS
 
@@ -79,14 +80,14 @@ def check_split(ds, task: str, phase: str, feat_dim: int) -> None:
     files = ", ".join(str(f) for f in getattr(ds, "sources", [])) or getattr(ds, "split", "?")
     if len(ds) == 0:
         raise DataError(f"the {phase} split of {task} is empty ({files}): it has no examples", None)
-    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    state = capture_rng()
     try:
         dim = np.asarray(ds[0]["vis_feats"]).shape[-1]
         if dim != feat_dim:  # one bad file, or the whole task? (a file unlike the first one read is named)
             for index in (len(ds) // 2, len(ds) - 1):
                 ds[index]
     finally:
-        random.setstate(state[0]), np.random.set_state(state[1]), torch.set_rng_state(state[2])
+        restore_rng(state)
     if dim != feat_dim:
         raise DataError(f"the {task} features have {dim} channels but the model expects --feat_dim {feat_dim} "
                         f"({files}): pass --feat_dim {dim} or point --datasets_root at the right features", None)

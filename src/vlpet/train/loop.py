@@ -161,10 +161,12 @@ def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar)
     """Raise ``NonFiniteLossError`` naming the first non-finite loss of ``pending`` (one host sync), then empty it."""
     if not pending:
         return
-    values = torch.stack([loss for _, _, loss in pending]).tolist()
+    stacked = torch.stack([loss for _, _, loss in pending])
+    anywhere = _any_rank(~torch.isfinite(stacked).all())  # agreed on the device: still one host read below
+    *values, anywhere = torch.cat([stacked, anywhere.to(stacked.dtype).reshape(1)]).tolist()
     bad = next((f"loss is {value} at step {step} (epoch {epoch + 1}), task {task}"
                 for (step, task, _), value in zip(pending, values) if not math.isfinite(value)), None)
-    if _agreed(bad is not None, pending[-1][2].device) and bad is None:
+    if anywhere and bad is None:
         bad = f"the loss became non-finite in another DDP process by step {pending[-1][0]} (epoch {epoch + 1})"
     if bad is not None:
         raise NonFiniteLossError(bad)
@@ -172,14 +174,15 @@ def _check_finite(pending: list[tuple[int, str, torch.Tensor]], epoch: int, bar)
     pending.clear()
 
 
-def _agreed(flag: bool, device: torch.device) -> bool:
-    """Under DDP: whether ``flag`` holds on any rank (every rank calls this at the same steps, so all of them stop
-    together instead of leaving the others waiting in the gradient all-reduce); else ``flag``."""
+def _any_rank(flag: torch.Tensor) -> torch.Tensor:
+    """Under DDP: whether the boolean ``flag`` holds on any rank, all-reduced on the device (every rank calls this at
+    the same steps, so all of them stop together instead of leaving the others waiting in the gradient all-reduce);
+    else ``flag``. No host read: the caller reads it together with the losses."""
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return flag
-    value = torch.tensor([int(flag)], device=device)
+    value = flag.to(torch.int32).reshape(1)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return value[0].bool()
 
 
 def evaluate(model, loaders: dict, tokenizer, show: bool = False, timings: dict | None = None,

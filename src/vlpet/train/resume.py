@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..pet.official import CheckpointError
 from .checkpoint import latest_checkpoint, load_checkpoint, previous_checkpoint
+from .data import IMAGE_TASKS
 from .runlog import RunLog
 
 
@@ -94,7 +95,7 @@ def _plain(value):
 
 
 def _tasks(value):
-    return [t.strip() for t in str(value or "").split(",") if t.strip()] or ["vqa", "gqa", "nlvr", "caption"]
+    return [t.strip() for t in str(value or "").split(",") if t.strip()] or list(IMAGE_TASKS)
 
 
 def _shown(value) -> str:
