@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from .features import FeatureReader
-from .layout import DataError, DataLayout, field, h5_path, read_json, require
+from .layout import DataError, DataLayout, field, read_json, require
 
 IGNORE_INDEX = -100
 
@@ -179,10 +179,6 @@ class ImageTextDataset(Dataset):
         if key not in self._answers:
             self._answers[key] = self.encode(answer, max_length)
         return self._answers[key]
-
-    def image(self, folder: Path, img_id: str) -> np.ndarray:
-        """float32 (49, F) features of one image."""
-        return self.reader.read(h5_path(folder, img_id), img_id)
 
     def _images(self, records: list[dict]) -> list[tuple[Path, str]]:
         """(folder, img_id) of each image of the batch, in order."""

@@ -41,6 +41,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..formats import ARRAY, INDEX, PACKED
 from .raw import PrepareError
 
 FEATURE_TASKS = {"coco": "COCO", "gqa": "GQA", "vg": "VG", "nlvr": "nlvr", "nlvr2": "nlvr"}
@@ -361,12 +362,9 @@ def _key(plan: Plan, layout: str) -> str:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from ..features.files import write_atomic
+
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj)))
 
 
 def copy_files(files: list[tuple[Path, str]], out: Path) -> int:
@@ -376,18 +374,15 @@ def copy_files(files: list[tuple[Path, str]], out: Path) -> int:
     if conflicts:
         raise PrepareError(f"{len(conflicts)} file(s) under {out} differ from the snapshot's and would be replaced, "
                            f"e.g. {out / conflicts[0]}: move them away or choose another --out")
+    from ..features.files import write_atomic
+
     copied = 0
     for src, dest in files:
         target = out / dest
         if target.is_file():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(target, lambda tmp, src=src: shutil.copyfile(src, tmp))
         copied += 1
     return copied
 
@@ -542,7 +537,7 @@ def _packed_equal(folder: Path, ids: list[str], shape: tuple, dtype) -> bool:
     """Whether ``folder/packed`` already holds exactly these ids in this order, with this shape."""
     import numpy as np
 
-    index, array = folder / "packed" / "ids.json", folder / "packed" / "features.npy"
+    index, array = folder / PACKED / INDEX, folder / PACKED / ARRAY
     try:
         same = json.loads(index.read_text()) == ids
         old = np.load(array, mmap_mode="r")
@@ -567,7 +562,7 @@ def _open_packed(plan: Plan, folders: dict, out: Path, fresh: bool, done: set):
             offsets[shard.rel][folder] = filled.get(folder, 0)
             filled[folder] = filled.get(folder, 0) + shard.folders.count(folder)
             shapes[folder] = (len(folders[folder]), *shard.shape), shard.dtype
-    existing = [f for f in folders if (out / f / "packed" / "ids.json").is_file()]
+    existing = [f for f in folders if (out / f / PACKED / INDEX).is_file()]
     for folder in existing:
         (shape, dtype) = shapes[folder]
         if not _packed_equal(out / folder, folders[folder], shape, dtype):

@@ -16,6 +16,7 @@ import random
 import re
 from pathlib import Path
 
+from ..formats import ARRAY, INDEX, PACKED
 from .raw import PrepareError, file_digest
 from .vocab import SHA256, SIZES, relative_paths
 
@@ -262,12 +263,12 @@ def packed_rows(folder: Path):
 
     import numpy as np
 
-    index = folder / "packed" / "ids.json"
+    index = folder / PACKED / INDEX
     if not index.is_file():
         return None, {}
     try:
         ids = json.loads(index.read_text())
-        return np.load(folder / "packed" / "features.npy", mmap_mode="r"), {k: i for i, k in enumerate(ids)}
+        return np.load(folder / PACKED / ARRAY, mmap_mode="r"), {k: i for i, k in enumerate(ids)}
     except (OSError, ValueError) as err:
         raise PrepareError(f"unreadable packed features in {folder / 'packed'}: {err}") from None
 

@@ -37,7 +37,7 @@ from ..prepare.gqa import SUBMIT_FILE as GQA_SUBMIT_FILE
 from ..prepare.karpathy import KARPATHY_FILE
 from ..prepare.manifest import NLVR_FILES
 from ..prepare.vqa import annotations_file, questions_file
-from ..data.features import N_GRID
+from ..formats import N_GRID
 from ..data.layout import GQA_VG_SPLITS, DataLayout, h5_path
 
 COLORS = ("red", "green", "blue", "yellow")
