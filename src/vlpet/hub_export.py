@@ -126,8 +126,8 @@ def write_peft_adapter(ckpt: Path, model_cfg: ModelConfig, pet_cfg: PETConfig, o
     except ValueError:  # not a preset: a local folder (or a cached hub id) gives the structure
         lm, _, _ = build_lm(model_cfg.backbone, pretrained=True, dropout=model_cfg.dropout, arch=model_cfg.arch)
     config = build_peft_config(pet_cfg.peft)
-    config.base_model_name_or_path = hub_backbone(model_cfg.backbone)
     peft_model = get_peft_model(lm, config, adapter_name=ADAPTER)
+    # set after get_peft_model, which overwrites it with the structure's name_or_path
     peft_model.peft_config[ADAPTER].base_model_name_or_path = hub_backbone(model_cfg.backbone)
     trainer = ckpt / TRAINER_STATE
     if trainer.is_file():  # AdaLoRA: the final rank pattern is in the trainer state

@@ -54,9 +54,8 @@ def target_index(labels: torch.Tensor, device: torch.device | None = None) -> to
 def packed_per_sample_loss(rows: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``per_sample_loss`` from the target rows' logits (N, vocab)."""
     flat = F.cross_entropy(rows.float(), labels.reshape(-1).index_select(0, index), reduction="none")
-    tokens = flat.new_zeros(labels.numel()).index_copy(0, index, flat).view_as(labels)
-    mask = labels.ne(IGNORE).to(rows.dtype)
-    return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    tokens = flat.new_zeros(labels.numel()).index_copy(0, index, flat).view_as(labels)  # 0 where ignored
+    return tokens.sum(dim=1) / labels.ne(IGNORE).sum(dim=1).clamp(min=1)
 
 
 def packed_sample_mean_loss(rows: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,

@@ -60,11 +60,6 @@ class Task:
                      target_index=index).logits
         return rows, labels, index
 
-    @staticmethod
-    def logits(model, batch: dict) -> torch.Tensor:
-        return model(batch["input_ids"], batch["vis_feats"], batch["boxes"], labels=batch["target_ids"],
-                     task=batch["task"]).logits
-
     def generate(self, model, batch: dict, tokenizer, **settings) -> list[str]:
         """Decoded generations of one batch (``skip_special_tokens``, stripped), with the task's settings."""
         kwargs = {"num_beams": self.num_beams, "max_length": self.max_length, **settings}
